@@ -1,0 +1,12 @@
+"""The ``[imap]`` section of pymail.toml (owned by the imap package)."""
+
+from dataclasses import dataclass
+
+
+@dataclass
+class ImapSettings:
+    max_line_length: int = 65536
+    max_literal_size: int = 64 * 1024 * 1024  # also APPENDLIMIT
+    autologout: float = 30 * 60.0  # RFC 3501 §5.4: at least 30 minutes
+    max_connections_per_user: int = 20
+    max_connections_per_ip: int = 50

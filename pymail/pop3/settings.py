@@ -1,0 +1,10 @@
+"""The ``[pop3]`` section of pymail.toml (owned by the pop3 package)."""
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Pop3Settings:
+    uidl_format: str = "%08Xu%08Xv"  # Dovecot 2.3's default pop3_uidl_format
+    idle_timeout: float = 600.0  # RFC 1939 §3: at least 10 minutes
+    max_connections_per_ip: int = 50
