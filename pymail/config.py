@@ -48,6 +48,7 @@ class ServerSettings:
     workers: int = 1
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     mail_log: str = ""  # empty: mail log lines go to stderr with the rest
+    shutdown_grace: float = 30.0  # seconds open sessions get to finish on SIGTERM
 
 
 @dataclass

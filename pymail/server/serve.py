@@ -1,0 +1,124 @@
+"""One serving process: build the shared services, adopt the bound sockets, run the reactor.
+
+Wrapping order for every accepted connection (outermost first):
+PROXY protocol header (HAProxy) → implicit TLS → connection tracking (for draining) → protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from typing import Any
+
+from pymail.config import Config
+from pymail.server.context import ServiceContext
+from pymail.server.listen import BoundListener
+from pymail.server.roles import factory_maker
+
+log = logging.getLogger("pymail.server")
+
+
+def build_context(config: Config, roles: list[str]) -> ServiceContext:
+    """The services every role shares: directory, store, authenticator, TLS, queue."""
+    from pymail.directory import Directory
+    from pymail.directory.auth import Authenticator, make_limiter
+    from pymail.store import Store
+    from pymail.tls import server_context
+
+    directory = Directory(config.directory_url)
+    store = Store(config.mail_root, config.index_root, fsync=config.store.fsync)
+    authenticator = Authenticator(directory, make_limiter(config.auth))
+    tls = None
+    if config.tls_cert.exists() and config.tls_key.exists():
+        tls = server_context(config.tls_cert, config.tls_key)
+    ctx = ServiceContext(config=config, hostname=config.server.hostname, store=store,
+                         directory=directory, authenticator=authenticator, tls=tls)
+    if any(role in roles for role in ("mx", "submission", "lmtp")):
+        from pymail.queue.service import make_queue
+
+        ctx.queue = make_queue(ctx)
+    return ctx
+
+
+class Server:
+    """Adopts bound sockets into the reactor and drains them on SIGTERM/SIGINT."""
+
+    def __init__(self, ctx: ServiceContext, bound: list[BoundListener], grace: float = 30.0):
+        self.ctx = ctx
+        self.bound = bound
+        self.grace = grace
+        self.ports: list[Any] = []
+        self.trackers: list[Any] = []
+        self.stopping = False
+        # Factories are made before the reactor runs, so a broken role fails start-up loudly.
+        self.factories = [self.factory_for(bl) for bl in bound]
+
+    def factory_for(self, bl: BoundListener):
+        from twisted.protocols.policies import WrappingFactory
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+
+        factory = factory_maker(bl.listener.role)(self.ctx, bl.listener)
+        tracker = WrappingFactory(factory)
+        self.trackers.append(tracker)
+        factory = tracker
+        if bl.listener.tls == "implicit":
+            if self.ctx.tls is None:
+                raise RuntimeError(f"{bl.describe()}: implicit TLS needs a certificate ([tls] cert/key)")
+            factory = TLSMemoryBIOFactory(self.ctx.tls, False, factory)
+        if bl.listener.proxy_protocol:
+            # Twisted exposes the wrapper only through proxyEndpoint(); we adopt sockets
+            # ourselves, so the factory is taken from its module.
+            from twisted.protocols.haproxy._wrapper import HAProxyWrappingFactory
+
+            factory = HAProxyWrappingFactory(factory)
+        return factory
+
+    def start(self) -> None:
+        from twisted.internet import reactor
+
+        for bl, factory in zip(self.bound, self.factories):
+            port = reactor.adoptStreamPort(bl.sock.fileno(), bl.sock.family, factory)
+            self.ports.append(port)
+        if self.ctx.queue is not None and hasattr(self.ctx.queue, "start"):
+            self.ctx.queue.start()
+
+    def active_connections(self) -> int:
+        return sum(len(t.protocols) for t in self.trackers)
+
+    def drain(self, signum: int | None = None) -> None:
+        """Stop accepting, let sessions finish within the grace period, then stop."""
+        from twisted.internet import reactor, task
+
+        if self.stopping:
+            return
+        self.stopping = True
+        log.info("draining: no new connections, %d open, grace %.0f s",
+                 self.active_connections(), self.grace)
+        for port in self.ports:
+            port.stopListening()
+        if self.ctx.queue is not None and hasattr(self.ctx.queue, "stop"):
+            self.ctx.queue.stop()
+        deadline = reactor.seconds() + self.grace
+
+        def check() -> None:
+            if self.active_connections() == 0 or reactor.seconds() >= deadline:
+                for tracker in self.trackers:
+                    for proto in list(tracker.protocols):
+                        proto.transport.loseConnection()
+                loop.stop()
+                reactor.callLater(0.2, reactor.stop)
+
+        loop = task.LoopingCall(check)
+        loop.start(0.2)
+
+    def run(self) -> None:
+        from twisted.internet import reactor
+
+        def on_signal(signum, _frame):
+            reactor.callFromThread(self.drain, signum)
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        reactor.callWhenRunning(self.start)
+        reactor.run(installSignalHandlers=False)
+
