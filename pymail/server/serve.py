@@ -21,13 +21,13 @@ log = logging.getLogger("pymail.server")
 def build_context(config: Config, roles: list[str]) -> ServiceContext:
     """The services every role shares: directory, store, authenticator, TLS, queue."""
     from pymail.directory import Directory
-    from pymail.directory.auth import Authenticator, make_limiter
+    from pymail.directory.auth import Authenticator
     from pymail.store import Store
     from pymail.tls import server_context
 
     directory = Directory(config.directory_url)
     store = Store(config.mail_root, config.index_root, fsync=config.store.fsync)
-    authenticator = Authenticator(directory, make_limiter(config.auth))
+    authenticator = Authenticator.from_settings(directory, config.auth)
     tls = None
     if config.tls_cert.exists() and config.tls_key.exists():
         tls = server_context(config.tls_cert, config.tls_key)
