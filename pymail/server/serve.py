@@ -78,6 +78,9 @@ class Server:
 
         for bl, factory in zip(self.bound, self.factories):
             port = reactor.adoptStreamPort(bl.sock.fileno(), bl.sock.family, factory)
+            # The reactor holds its own duplicate; closing ours lets stopListening really
+            # close the socket (new connections are then refused, not queued).
+            bl.sock.close()
             self.ports.append(port)
         if self.ctx.queue is not None and hasattr(self.ctx.queue, "start"):
             self.ctx.queue.start()

@@ -58,6 +58,8 @@ class Supervisor:
 
     def stop(self, signum, _frame) -> None:
         self.stopping = True
+        for bl in self.bound:  # the workers drain; nothing new may queue on our copy
+            bl.sock.close()
         for proc in self.children.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
