@@ -1,0 +1,87 @@
+"""Limits on failed logins, per client IP and per account.
+
+In memory, per process: each pymail process counts on its own (with N worker processes an
+attacker gets up to N times the limit; the per-attempt delay still applies). A counter is a list
+of failure times in a sliding window; ``max_failures`` failures inside ``window`` seconds
+throttle that key until the oldest one ages out. IPv6 clients are counted per /64 (one
+customer's allocation), IPv4 per address. A successful login clears that account's count, not
+the IP's. Memory is bounded: at most ``max_keys`` keys are tracked, oldest dropped first.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+from collections import OrderedDict, deque
+from typing import Callable
+
+from pymail.directory.addresses import ascii_lower
+
+MAX_ACCOUNT_KEY = 320
+
+
+class FailureLimiter:
+    def __init__(self, max_failures_per_ip: int = 10, max_failures_per_user: int = 10,
+                 window: float = 300.0, clock: Callable[[], float] = time.monotonic,
+                 max_keys: int = 100_000) -> None:
+        self.max_failures_per_ip = max_failures_per_ip
+        self.max_failures_per_user = max_failures_per_user
+        self.window = window
+        self.clock = clock
+        self.max_keys = max_keys
+        self._failures: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def ip_key(remote_ip: str | None) -> tuple[str, str]:
+        text = (remote_ip or "").strip()
+        try:
+            ip = ipaddress.ip_address(text)
+        except ValueError:
+            return "ip", text[:64]
+        if ip.version == 6:
+            if ip.ipv4_mapped is not None:
+                return "ip", str(ip.ipv4_mapped)
+            return "ip", str(ipaddress.ip_network(f"{ip}/64", strict=False))
+        return "ip", str(ip)
+
+    @staticmethod
+    def account_key(username: str | bytes) -> tuple[str, str]:
+        if isinstance(username, bytes):
+            username = username.decode("utf-8", "replace")
+        return "user", ascii_lower(username.strip())[:MAX_ACCOUNT_KEY]
+
+    def _count(self, key: tuple[str, str], now: float) -> int:
+        times = self._failures.get(key)
+        if not times:
+            return 0
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if not times:
+            del self._failures[key]
+            return 0
+        return len(times)
+
+    def is_throttled(self, remote_ip: str | None, username: str | bytes) -> bool:
+        now = self.clock()
+        with self._lock:
+            return (self._count(self.ip_key(remote_ip), now) >= self.max_failures_per_ip
+                    or self._count(self.account_key(username), now) >= self.max_failures_per_user)
+
+    def record_failure(self, remote_ip: str | None, username: str | bytes) -> None:
+        now = self.clock()
+        with self._lock:
+            for key in (self.ip_key(remote_ip), self.account_key(username)):
+                times = self._failures.pop(key, None) or deque()
+                times.append(now)
+                self._failures[key] = times  # most recently failed last
+            while len(self._failures) > self.max_keys:
+                self._failures.popitem(last=False)
+
+    def record_success(self, remote_ip: str | None, username: str | bytes) -> None:
+        with self._lock:
+            self._failures.pop(self.account_key(username), None)
+
+    def tracked_keys(self) -> int:
+        return len(self._failures)
