@@ -1,0 +1,98 @@
+"""Maildir file names as Dovecot writes and reads them.
+
+``<sec>.M<usec>P<pid>[Q<n>].<host>,S=<size>,W=<vsize>:2,<flags>``
+
+- base name = everything before ``:2,`` (the part ``dovecot-uidlist`` records);
+- ``S=`` physical size, ``W=`` size with CRLF line ends (RFC 822 size), both optional;
+- flags after ``:2,`` in ASCII order: D(raft) F(lagged) R(eplied=\\Answered) S(een)
+  T(rashed=\\Deleted), and ``a``–``z`` = keyword index 0–25 of ``dovecot-keywords``.
+  Unknown flag letters are kept when flags are rewritten (maildir-filename-flags.c does the same).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+INFO_SEP = ":2,"
+
+SYSTEM_TO_LETTER = {"\\Draft": "D", "\\Flagged": "F", "\\Answered": "R", "\\Seen": "S",
+                    "\\Deleted": "T"}
+LETTER_TO_SYSTEM = {v: k for k, v in SYSTEM_TO_LETTER.items()}
+SYSTEM_FLAGS = frozenset(SYSTEM_TO_LETTER)
+MAX_KEYWORDS = 26
+
+
+def _host() -> str:
+    # Dovecot escapes '/' and ':' in the host part the same way.
+    return socket.gethostname().replace("/", "\\057").replace(":", "\\072") or "localhost"
+
+
+HOST = _host()
+
+
+def new_basename(size: int, vsize: int, counter: int = 0, now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    sec = int(now)
+    usec = int((now - sec) * 1_000_000)
+    q = f"Q{counter}" if counter else ""
+    return f"{sec}.M{usec}P{os.getpid()}{q}.{HOST},S={size},W={vsize}"
+
+
+def split(filename: str) -> tuple[str, str]:
+    """filename → (base, info letters); info is "" when there is no ``:2,`` part."""
+    pos = filename.find(INFO_SEP)
+    if pos < 0:
+        colon = filename.find(":")
+        return (filename, "") if colon < 0 else (filename[:colon], "")
+    return filename[:pos], filename[pos + 3:]
+
+
+def base_of(filename: str) -> str:
+    return split(filename)[0]
+
+
+def size_fields(base: str) -> tuple[int | None, int | None]:
+    """(S=, W=) from a base name, None when absent."""
+    size = vsize = None
+    for part in base.split(",")[1:]:
+        if part.startswith("S=") and part[2:].isdigit():
+            size = int(part[2:])
+        elif part.startswith("W=") and part[2:].isdigit():
+            vsize = int(part[2:])
+    return size, vsize
+
+
+def flags_from_info(info: str, keyword_names: dict[int, str]) -> frozenset[str]:
+    """Maildir info letters → IMAP flag set (system flags + keywords)."""
+    flags = set()
+    for ch in info:
+        if ch in LETTER_TO_SYSTEM:
+            flags.add(LETTER_TO_SYSTEM[ch])
+        elif "a" <= ch <= "z":
+            name = keyword_names.get(ord(ch) - 97)
+            if name is not None:
+                flags.add(name)
+    return frozenset(flags)
+
+
+def info_from_flags(flags, keyword_index: dict[str, int], old_info: str = "") -> str:
+    """IMAP flags → sorted info letters; unknown letters of ``old_info`` are kept.
+
+    ``keyword_index`` maps lower-cased keyword → index; every keyword must be present.
+    """
+    letters = set()
+    for flag in flags:
+        letter = SYSTEM_TO_LETTER.get(flag)
+        if letter is None:
+            letter = chr(97 + keyword_index[flag.lower()])
+        letters.add(letter)
+    for ch in old_info:
+        if ch not in LETTER_TO_SYSTEM and not ("a" <= ch <= "z"):
+            letters.add(ch)
+    return "".join(sorted(letters))
+
+
+def full_name(base: str, info: str) -> str:
+    return f"{base}{INFO_SEP}{info}"

@@ -1,0 +1,160 @@
+"""The per-mailbox index cache: one SQLite file, rebuildable at any time.
+
+Nothing here is authoritative: UIDs come from ``dovecot-uidlist``, flags from file names,
+keywords from ``dovecot-keywords``.  The index caches them (plus sizes, dates, GUIDs and parse
+results) so SELECT/STATUS/FETCH do not touch the maildir, and it keeps what the files cannot:
+modseqs, the expunge log and which UIDs are \\Recent.
+
+SQLite runs in WAL mode: readers never wait for the writer and see a consistent snapshot;
+writers (sync, flag changes, expunge, recent claims) serialise on ``BEGIN IMMEDIATE``.  Lock
+order is always "index write transaction → dovecot-uidlist.lock", never the other way, and
+delivery takes only the uidlist lock, so there is no deadlock.
+
+Tables: ``meta`` (key/value), ``counts`` (one row, kept by triggers: O(1) message/unseen/byte
+counts), ``records`` (one row per message), ``expunged`` (uid, modseq: the expunge log),
+``parsed`` (envelope/bodystructure/header cache).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+
+SCHEMA_VERSION = 2
+FILE_NAME = "pymail-index.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counts (id INTEGER PRIMARY KEY CHECK (id = 1),
+    messages INTEGER NOT NULL, unseen INTEGER NOT NULL, bytes INTEGER NOT NULL);
+INSERT OR IGNORE INTO counts VALUES (1, 0, 0, 0);
+CREATE TABLE IF NOT EXISTS records (
+    uid INTEGER PRIMARY KEY,
+    base TEXT NOT NULL UNIQUE,
+    subdir TEXT NOT NULL,
+    info TEXT,
+    flags TEXT NOT NULL,
+    seen INTEGER NOT NULL,
+    modseq INTEGER NOT NULL,
+    created INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    vsize INTEGER,
+    mtime REAL NOT NULL,
+    guid TEXT NOT NULL,
+    pop3 TEXT);
+CREATE INDEX IF NOT EXISTS records_modseq ON records(modseq);
+CREATE TABLE IF NOT EXISTS expunged (uid INTEGER PRIMARY KEY, modseq INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(modseq);
+CREATE TABLE IF NOT EXISTS parsed (uid INTEGER PRIMARY KEY, envelope TEXT, body TEXT,
+    bodystructure TEXT, header BLOB, lines INTEGER);
+CREATE TRIGGER IF NOT EXISTS records_ins AFTER INSERT ON records BEGIN
+    UPDATE counts SET messages = messages + 1, unseen = unseen + (NEW.seen = 0),
+        bytes = bytes + NEW.size WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS records_del AFTER DELETE ON records BEGIN
+    UPDATE counts SET messages = messages - 1, unseen = unseen - (OLD.seen = 0),
+        bytes = bytes - OLD.size WHERE id = 1;
+    DELETE FROM parsed WHERE uid = OLD.uid; END;
+CREATE TRIGGER IF NOT EXISTS records_upd AFTER UPDATE OF seen, size ON records BEGIN
+    UPDATE counts SET unseen = unseen - (OLD.seen = 0) + (NEW.seen = 0),
+        bytes = bytes - OLD.size + NEW.size WHERE id = 1; END;
+"""
+
+
+class Index:
+    """One connection to one mailbox's index file."""
+
+    def __init__(self, path: str):
+        self.path = path
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        self.db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        for attempt in range(2):
+            db = sqlite3.connect(self.path, timeout=60, isolation_level=None,
+                                 check_same_thread=False)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                if version not in (0, SCHEMA_VERSION):
+                    with _immediate(db):
+                        for (name,) in db.execute(
+                                "SELECT name FROM sqlite_master WHERE type='table'").fetchall():
+                            db.execute(f"DROP TABLE IF EXISTS {name}")
+                db.executescript(_SCHEMA)   # idempotent; each statement commits on its own
+                if version != SCHEMA_VERSION:
+                    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                return db
+            except sqlite3.OperationalError:
+                db.close()
+                raise
+            except sqlite3.DatabaseError:
+                db.close()
+                if attempt:
+                    raise
+                # A damaged cache is thrown away: everything in it can be rebuilt.
+                remove_files(self.path)
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextlib.contextmanager
+    def write(self):
+        with _immediate(self.db):
+            yield self.db
+
+    @contextlib.contextmanager
+    def read(self):
+        """A consistent snapshot for several SELECTs."""
+        self.db.execute("BEGIN")
+        try:
+            yield self.db
+        finally:
+            self.db.execute("COMMIT")
+
+    def get(self, key: str, default=None, db=None):
+        row = (db or self.db).execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return default if row is None else row[0]
+
+    def set(self, key: str, value, db=None) -> None:
+        (db or self.db).execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def get_json(self, key: str, db=None):
+        raw = self.get(key, None, db)
+        return None if raw is None else json.loads(raw)
+
+    def set_json(self, key: str, value, db=None) -> None:
+        self.set(key, json.dumps(value), db)
+
+    def counts(self) -> tuple[int, int, int]:
+        return self.db.execute("SELECT messages, unseen, bytes FROM counts").fetchone()
+
+    def reset(self, db) -> None:
+        """Forget every cached message (the UIDVALIDITY changed or a rebuild was asked)."""
+        db.execute("DELETE FROM records")
+        db.execute("DELETE FROM expunged")
+        db.execute("DELETE FROM parsed")
+        db.execute("DELETE FROM meta")
+        db.execute("UPDATE counts SET messages = 0, unseen = 0, bytes = 0")
+
+
+@contextlib.contextmanager
+def _immediate(db: sqlite3.Connection):
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def remove_files(path: str) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            os.unlink(path + suffix)
+        except FileNotFoundError:
+            pass

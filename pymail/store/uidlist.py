@@ -1,0 +1,190 @@
+"""``dovecot-uidlist``: the file that gives maildir messages their IMAP UIDs.
+
+Version 3 format, as maildir-uidlist.c reads and writes it::
+
+    3 V<uidvalidity> N<nextuid> G<mailbox guid, 32 hex> [other header fields]
+    <uid> [<key><value> ...] :<base filename>
+
+Per-message keys in use: ``S`` size, ``W`` vsize, ``P`` POP3 UIDL, ``O`` POP3 order,
+``G`` message GUID.  Version 1 (``1 <uidvalidity> <nextuid>`` / ``<uid> <filename>``, Courier's
+``courierimapuiddb`` layout) is read too and upgraded on the next rewrite.
+
+Rules kept here (the same as Dovecot's):
+- the file changes only while ``dovecot-uidlist.lock`` is held (see dotlock.py);
+- new records are appended (readers see the file grow); anything else rewrites the whole file as
+  ``dovecot-uidlist.tmp`` and renames it over the old one;
+- the next UID is ``max(N header, last uid + 1)``; the header's ``N`` never goes down under the
+  same UIDVALIDITY (Dovecot treats a lowered ``N`` as corruption);
+- a last line without a newline is a write in progress (or a crash): it is ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+
+from pymail.store.errors import CORRUPT, StoreError
+
+NAME = "dovecot-uidlist"
+
+
+@dataclass
+class Entry:
+    uid: int
+    base: str
+    fields: list[str] = field(default_factory=list)   # raw "<key><value>" tokens, in order
+
+    def get(self, key: str) -> str | None:
+        for f in self.fields:
+            if f[:1] == key:
+                return f[1:]
+        return None
+
+    def line(self) -> str:
+        extra = "".join(" " + f for f in self.fields)
+        return f"{self.uid}{extra} :{self.base}\n"
+
+
+@dataclass
+class Uidlist:
+    uidvalidity: int
+    next_uid: int
+    guid: str
+    header_extra: list[str] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
+    version: int = 3
+    size: int = 0                 # bytes read, i.e. the offset the next append starts at
+    ends_with_newline: bool = True
+
+    def by_base(self) -> dict[str, Entry]:
+        return {e.base: e for e in self.entries}
+
+    def header(self) -> str:
+        extra = "".join(" " + f for f in self.header_extra)
+        return f"3 V{self.uidvalidity} N{self.next_uid} G{self.guid}{extra}\n"
+
+    def effective_next_uid(self) -> int:
+        last = self.entries[-1].uid if self.entries else 0
+        return max(self.next_uid, last + 1)
+
+
+def new_guid() -> str:
+    return uuid.uuid4().hex
+
+
+def read(path: str) -> Uidlist | None:
+    """Parse the file; None when it does not exist.  Raises StoreError(CORRUPT)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None
+    return parse(data, path)
+
+
+def parse(data: bytes, path: str = NAME) -> Uidlist:
+    text = data.decode("utf-8", "surrogateescape")
+    ends_nl = text.endswith("\n")
+    lines = text.split("\n")
+    complete = lines[:-1]            # the last element is "" or a partial line
+    if not complete:
+        raise StoreError(CORRUPT, f"{path}: empty or truncated header")
+    head = complete[0].split()
+    if not head or not head[0].isdigit():
+        raise StoreError(CORRUPT, f"{path}: invalid version number")
+    version = int(head[0])
+    uidvalidity = next_uid = 0
+    guid = ""
+    extra: list[str] = []
+    if version == 1:
+        if len(head) < 3 or not (head[1].isdigit() and head[2].isdigit()):
+            raise StoreError(CORRUPT, f"{path}: bad version 1 header")
+        uidvalidity, next_uid = int(head[1]), int(head[2])
+    elif version == 3:
+        for token in head[1:]:
+            key, value = token[:1], token[1:]
+            if key == "V" and value.isdigit():
+                uidvalidity = int(value)
+            elif key == "N" and value.isdigit():
+                next_uid = int(value)
+            elif key == "G":
+                guid = value
+            else:
+                extra.append(token)
+    else:
+        raise StoreError(CORRUPT, f"{path}: unsupported version {version}")
+    if uidvalidity == 0 or next_uid == 0:
+        raise StoreError(CORRUPT, f"{path}: header lacks UIDVALIDITY or next UID")
+    entries: list[Entry] = []
+    prev = 0
+    for lineno, line in enumerate(complete[1:], start=2):
+        if not line:
+            continue
+        entry = _parse_entry(line, version)
+        if entry is None or entry.uid <= prev:
+            raise StoreError(CORRUPT, f"{path}: line {lineno} is malformed or out of order")
+        prev = entry.uid
+        entries.append(entry)
+    consumed = len("\n".join(complete).encode("utf-8", "surrogateescape")) + 1
+    return Uidlist(uidvalidity, next_uid, guid or new_guid(), extra, entries, version,
+                   consumed, ends_nl)
+
+
+def _parse_entry(line: str, version: int) -> Entry | None:
+    uid_str, sep, rest = line.partition(" ")
+    if not sep or not uid_str.isdigit() or int(uid_str) == 0 or int(uid_str) >= 2**32 - 1:
+        return None
+    uid = int(uid_str)
+    if version == 1:
+        base = rest.strip()
+        fields: list[str] = []
+    else:
+        colon = rest.find(":")
+        if colon < 0:
+            return None
+        fields = rest[:colon].split()
+        base = rest[colon + 1:]
+    if not base or "/" in base:
+        return None
+    return Entry(uid, base.split(":", 1)[0], fields)
+
+
+def write(path: str, ul: Uidlist, fsync: bool = True) -> None:
+    """Rewrite the whole file (caller holds the dotlock): ``.tmp`` then rename()."""
+    ul.next_uid = ul.effective_next_uid()
+    ul.version = 3
+    body = ul.header() + "".join(e.line() for e in ul.entries)
+    data = body.encode("utf-8", "surrogateescape")
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        if fsync:
+            os.fdatasync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+    ul.size = len(data)
+    ul.ends_with_newline = True
+
+
+def append(path: str, ul: Uidlist, new_entries: list[Entry], fsync: bool = True) -> None:
+    """Append records (caller holds the dotlock and has just read ``ul`` from ``path``)."""
+    if ul.version != 3:
+        ul.entries.extend(new_entries)
+        write(path, ul, fsync)
+        return
+    data = "".join(e.line() for e in new_entries).encode("utf-8", "surrogateescape")
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        # Cut a partial last line left by a crashed writer, then append.
+        os.ftruncate(fd, ul.size)
+        os.lseek(fd, ul.size, os.SEEK_SET)
+        os.write(fd, data)
+        if fsync:
+            os.fdatasync(fd)
+    finally:
+        os.close(fd)
+    ul.entries.extend(new_entries)
+    ul.size += len(data)

@@ -1,0 +1,275 @@
+"""Basic behaviour of Store / Account / Mailbox against the seams.md contract."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from pymail.store import StoreError
+from tests.store.conftest import msg
+
+
+def test_ensure_creates_special_use_folders_subscribed(account):
+    infos = {i.name: i for i in account.list_mailboxes()}
+    assert set(infos) == {"INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive"}
+    assert infos["Sent"].special_use == "\\Sent"
+    assert infos["Junk"].special_use == "\\Junk"
+    assert infos["INBOX"].special_use is None
+    assert all(i.subscribed for i in infos.values())
+    assert os.path.isfile(os.path.join(account.root, ".Sent", "maildirfolder"))
+    account.ensure()   # idempotent
+    assert len(account.list_mailboxes()) == 6
+
+
+def test_deliver_assigns_increasing_uids_and_fsyncs_into_new(account):
+    r1 = account.deliver(msg("one"))
+    r2 = account.deliver(msg("two"))
+    assert (r1.mailbox, r1.uid) == ("INBOX", 1)
+    assert r2.uid == 2
+    assert len(os.listdir(os.path.join(account.root, "new"))) == 2
+    assert os.listdir(os.path.join(account.root, "tmp")) == []
+    box = account.mailbox("INBOX")
+    assert [r.uid for r in box.records()] == [1, 2]
+    assert box.count() == 2 and box.unseen_count() == 2
+    assert box.uidnext == 3
+    assert box.first_unseen_uid() == 1
+
+
+def test_size_is_rfc822_size_with_crlf(account):
+    raw = b"Subject: x\n\nline1\nline2\n"
+    r = account.deliver(raw)
+    box = account.mailbox("INBOX")
+    assert r.size == len(raw) + raw.count(b"\n")
+    assert box.message_size(r.uid) == r.size
+    assert box.records()[0].size == r.size
+    with box.open_message(r.uid) as f:
+        assert f.read() == raw
+
+
+def test_deliver_with_flags_goes_to_cur(account):
+    r = account.deliver(msg(), flags=["\\Seen", "$Label1"])
+    names = os.listdir(os.path.join(account.root, "cur"))
+    assert len(names) == 1 and names[0].endswith(":2,Sa")
+    box = account.mailbox("INBOX")
+    assert box.records()[0].flags == frozenset({"\\Seen", "$Label1"})
+    assert box.unseen_count() == 0
+    assert r.uid == 1
+
+
+def test_internal_date_is_mtime(account):
+    r = account.deliver(msg(), internal_date=1_000_000_000.0)
+    box = account.mailbox("INBOX")
+    assert box.records()[0].internal_date == pytest.approx(1_000_000_000.0)
+    assert r.uid == 1
+
+
+def test_store_flags_modes_and_modseq(account):
+    for i in range(3):
+        account.deliver(msg(f"m{i}"))
+    box = account.mailbox("INBOX")
+    before = box.highest_modseq
+    updated, failed = box.store_flags([1, 2], ["\\Seen", "\\Flagged"], "add")
+    assert failed == [] and [r.uid for r in updated] == [1, 2]
+    assert all(r.modseq > before for r in updated)
+    assert box.unseen_count() == 1
+    updated, _ = box.store_flags([1], ["\\Flagged"], "remove")
+    assert updated[0].flags == frozenset({"\\Seen"})
+    updated, _ = box.store_flags([2], ["Work"], "replace")
+    assert updated[0].flags == frozenset({"Work"})
+    # the file names carry the flags
+    cur = sorted(os.listdir(os.path.join(account.root, "cur")))
+    assert any(n.endswith(":2,S") for n in cur) and any(n.endswith(":2,a") for n in cur)
+    # CONDSTORE UNCHANGEDSINCE: uid 1 changed after `before`
+    updated, failed = box.store_flags([1, 3], ["\\Answered"], "add", unchanged_since=before)
+    assert failed == [1] and [r.uid for r in updated] == [3]
+
+
+def test_store_flags_no_change_keeps_modseq(account):
+    account.deliver(msg(), flags=["\\Seen"])
+    box = account.mailbox("INBOX")
+    ms = box.records()[0].modseq
+    updated, _ = box.store_flags([1], ["\\Seen"], "add")
+    assert updated[0].modseq == ms
+
+
+def test_system_flag_case_and_recent_and_bad_flags(account):
+    account.deliver(msg())
+    box = account.mailbox("INBOX")
+    updated, _ = box.store_flags([1], ["\\seen", "\\Recent"], "add")
+    assert updated[0].flags == frozenset({"\\Seen"})
+    with pytest.raises(StoreError) as e:
+        box.store_flags([1], ["\\Bogus"], "add")
+    assert e.value.code == "BADNAME"
+    with pytest.raises(StoreError):
+        box.store_flags([1], ["bad(kw"], "add")
+
+
+def test_expunge_only_deleted_and_restricted(account):
+    for i in range(4):
+        account.deliver(msg(f"m{i}"))
+    box = account.mailbox("INBOX")
+    box.store_flags([1, 2, 3], ["\\Deleted"], "add")
+    assert box.expunge([1, 4]) == [1]
+    assert box.expunge() == [2, 3]
+    assert [r.uid for r in box.records()] == [4]
+    assert box.count() == 1
+    # uidlist keeps only uid 4 and next uid stays 5
+    text = open(os.path.join(account.root, "dovecot-uidlist")).read().splitlines()
+    assert text[0].split()[2] == "N5"
+    assert [line.split()[0] for line in text[1:]] == ["4"]
+    r = account.deliver(msg("again"))
+    assert r.uid == 5
+
+
+def test_sync_reports_other_sessions_changes(account):
+    account.deliver(msg("a"))
+    s1 = account.mailbox("INBOX")
+    s2 = account.mailbox("INBOX")
+    account.deliver(msg("b"))
+    s2.store_flags([1], ["\\Seen"], "add")
+    res = s1.sync()
+    assert res.added == [2] and res.flag_changes == [1] and res.expunged == []
+    assert s1.sync() == ([], [], [])
+    s2.store_flags([1], ["\\Deleted"], "add")
+    s2.expunge()
+    res = s1.sync()
+    assert res.expunged == [1]
+
+
+def test_changes_since(account):
+    account.deliver(msg("a"))
+    box = account.mailbox("INBOX")
+    m0 = box.highest_modseq
+    account.deliver(msg("b"))
+    box.sync()
+    box.store_flags([1], ["\\Seen"], "add")
+    box.store_flags([1], ["\\Deleted"], "add")
+    box.expunge()
+    changes = box.changes_since(m0)
+    kinds = {(c.uid, c.kind) for c in changes}
+    assert kinds == {(2, "append"), (1, "expunge")}
+    assert all(c.modseq > m0 for c in changes)
+    assert box.changes_since(box.highest_modseq) == []
+
+
+def test_claim_recent_once(account):
+    account.deliver(msg("a"))
+    account.deliver(msg("b"))
+    s1 = account.mailbox("INBOX")
+    s2 = account.mailbox("INBOX")
+    assert s1.claim_recent() == [1, 2]
+    assert s2.claim_recent() == []
+    account.deliver(msg("c"))
+    assert s2.claim_recent() == [3]
+    assert s1.claim_recent() == []
+    # claimed messages moved from new/ to cur/
+    assert len(os.listdir(os.path.join(account.root, "cur"))) == 3
+    assert os.listdir(os.path.join(account.root, "new")) == []
+
+
+def test_append_copy_move(account):
+    box = account.mailbox("INBOX")
+    uid = box.append(msg("x"), flags=["\\Seen", "Important"], internal_date=1_500_000_000)
+    account.deliver(msg("y"))
+    box.sync()
+    pairs = box.copy([uid, 2], "Archive")
+    assert pairs == [(1, 1), (2, 2)]
+    arch = account.mailbox("Archive")
+    recs = arch.records()
+    assert [r.uid for r in recs] == [1, 2]
+    assert recs[0].flags == frozenset({"\\Seen", "Important"})
+    assert recs[0].internal_date == pytest.approx(1_500_000_000)
+    moved = box.move([2], "Trash")
+    assert moved == [(2, 1)]
+    box.sync()
+    assert [r.uid for r in box.records()] == [1]
+    with pytest.raises(StoreError) as e:
+        box.copy([1], "Nope")
+    assert e.value.code == "NONEXISTENT"
+
+
+def test_open_message_after_expunge(account):
+    account.deliver(msg())
+    box = account.mailbox("INBOX")
+    box.store_flags([1], ["\\Deleted"], "add")
+    box.expunge()
+    with pytest.raises(StoreError) as e:
+        box.open_message(1)
+    assert e.value.code == "EXPUNGED"
+
+
+def test_pop3_uidl_default_and_formats(account):
+    account.deliver(msg())
+    box = account.mailbox("INBOX")
+    uv = box.uidvalidity
+    assert box.pop3_uidl(1, "%08Xu%08Xv") == f"{1:08X}{uv:08X}"
+    assert box.pop3_uidl(1, "%u-%v") == f"1-{uv}"
+    base = os.listdir(os.path.join(account.root, "new"))[0]
+    assert box.pop3_uidl(1, "%f") == base
+    assert len(box.pop3_uidl(1, "%m")) == 32
+
+
+def test_mailbox_management(account):
+    account.create_mailbox("Work/2024")
+    names = {i.name: i for i in account.list_mailboxes()}
+    assert "Work/2024" in names
+    assert os.path.isdir(os.path.join(account.root, ".Work.2024", "cur"))
+    with pytest.raises(StoreError) as e:
+        account.create_mailbox("Work/2024")
+    assert e.value.code == "ALREADYEXISTS"
+    account.create_mailbox("Work")
+    assert {i.name: i for i in account.list_mailboxes()}["Work"].has_children
+    account.deliver(msg(), mailbox="Work/2024")
+    account.rename_mailbox("Work", "Jobs")
+    names = {i.name for i in account.list_mailboxes()}
+    assert {"Jobs", "Jobs/2024"} <= names and "Work" not in names
+    assert account.mailbox("Jobs/2024").count() == 1
+    account.delete_mailbox("Jobs/2024")
+    with pytest.raises(StoreError) as e:
+        account.mailbox("Jobs/2024")
+    assert e.value.code == "NONEXISTENT"
+    with pytest.raises(StoreError) as e:
+        account.delete_mailbox("INBOX")
+    assert e.value.code == "NOPERM"
+
+
+def test_subscriptions(account):
+    account.create_mailbox("Lists/Python")
+    account.subscribe("Lists/Python")
+    account.unsubscribe("Trash")
+    subs = {i.name: i.subscribed for i in account.list_mailboxes()}
+    assert subs["Lists/Python"] and not subs["Trash"]
+
+
+def test_unicode_mailbox_names_stored_as_modified_utf7(account):
+    account.create_mailbox("Entwürfe/日本")
+    assert os.path.isdir(os.path.join(account.root, ".Entw&APw-rfe.&ZeVnLA-"))
+    assert "Entwürfe/日本" in {i.name for i in account.list_mailboxes()}
+
+
+def test_quota_counts_and_limits(store):
+    acct = store.account("q@example.org", quota_bytes=300, quota_messages=10)
+    acct.ensure()
+    r = acct.deliver(b"x" * 100)
+    assert acct.quota() == (1, 100)
+    acct.deliver(b"y" * 150)
+    with pytest.raises(StoreError) as e:
+        acct.deliver(b"z" * 100)
+    assert e.value.code == "OVERQUOTA"
+    assert acct.quota() == (2, 250)
+    box = acct.mailbox("INBOX")
+    box.store_flags([r.uid], ["\\Deleted"], "add")
+    box.expunge()
+    assert acct.quota() == (1, 150)
+    acct.deliver(b"z" * 100)
+    assert acct.quota() == (2, 250)
+    with open(os.path.join(acct.root, "maildirsize")) as f:
+        assert f.readline().strip() == "300S,10C"
+
+
+def test_bad_addresses_refused(store):
+    for bad in ["../x@example.org", "a@../etc", "noat", "a/b@example.org", "a@b@c", ".x@example.org"]:
+        with pytest.raises(StoreError) as e:
+            store.account(bad)
+        assert e.value.code == "BADNAME"
