@@ -5,7 +5,8 @@ VENV="$ROOT/.venv"
 PY="${PYTHON:-python3}"
 
 ensure_venv() {
-  local extras="$1" stamp="$VENV/.pymail-installed$extras"
+  local extras="$1"
+  local stamp="$VENV/.pymail-installed$extras"
   if ! command -v "$PY" >/dev/null 2>&1; then
     echo "pymail: $PY not found; install Python 3.11 or newer" >&2; exit 1
   fi
