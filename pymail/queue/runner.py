@@ -1,0 +1,185 @@
+"""The delivery runner: picks due messages from the queue and delivers them.
+
+It runs in every process that has ``queue.run_delivery`` on; a message is delivered by whoever
+holds its lock (``QueueDir.locked``), so several processes share one queue safely.
+
+Exactly once, and the one exception (RFC 5321 §6.1): before an attempt, the envelope is saved with
+the recipients of the attempt marked ``in_flight``; after it, with their outcomes. If the
+process dies between a successful delivery (the store or the remote server has the message) and
+that second save, the recipient is still pending and is delivered again after the restart — a
+duplicate, which RFC 5321 §6.1 prefers to a loss. The runner logs such recipients as
+``possible duplicate`` so an admin can tell. Nothing else is ever delivered twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from twisted.internet import defer, task
+
+from pymail.queue import maillog
+from pymail.queue.bounce import build_bounce
+from pymail.queue.envelope import DELIVERED, FAILED, Recipient
+from pymail.queue.errors import DeliveryFailure
+from pymail.runtime import run_blocking
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryRunner:
+    def __init__(self, queue):
+        self.queue = queue
+        self.settings = queue.settings
+        self._loop: task.LoopingCall | None = None
+        self._scanning = False
+        self._again = False
+        self._busy: set[str] = set()
+        self._sem = defer.DeferredSemaphore(max(1, self.settings.max_parallel))
+        self._kick_pending = None
+
+    # -- control (reactor thread) ------------------------------------------------------------------
+    def start(self) -> defer.Deferred:
+        from twisted.internet import reactor
+
+        d = run_blocking(self.queue.dir.recover)
+        d.addCallback(lambda removed: removed and log.info("queue: removed %d unacknowledged orphans", len(removed)))
+
+        def go(_):
+            self._loop = task.LoopingCall(self.scan)
+            self._loop.clock = reactor
+            self._loop.start(self.settings.scan_interval, now=True).addErrback(
+                lambda f: log.error("delivery loop stopped: %s", f.getTraceback()))
+        d.addCallback(go)
+        return d
+
+    def stop(self) -> None:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+
+    def kick(self) -> None:
+        """Look for due messages soon (a message was just queued)."""
+        from twisted.internet import reactor
+
+        if self._loop is None or self._kick_pending is not None:
+            return
+
+        def fire():
+            self._kick_pending = None
+            self.scan()
+        self._kick_pending = reactor.callLater(0.05, fire)
+
+    def scan(self):
+        if self._scanning:
+            self._again = True
+            return None
+        self._scanning = True
+        return defer.ensureDeferred(self._scan())
+
+    async def _scan(self) -> None:
+        try:
+            while True:
+                self._again = False
+                due = await run_blocking(self.queue.dir.due)
+                for qid in due:
+                    if qid in self._busy:
+                        continue
+                    self._busy.add(qid)
+                    d = self._sem.run(run_blocking, self.process, qid)
+                    d.addErrback(lambda f, q=qid: log.error("%s: delivery error: %s", q, f.getTraceback()))
+                    d.addBoth(lambda _, q=qid: self._done(q))
+                if not self._again:
+                    break
+        finally:
+            self._scanning = False
+        await run_blocking(self.queue.remote.close_idle)
+
+    def _done(self, qid: str) -> None:
+        self._busy.discard(qid)
+        if self._again and not self._scanning:
+            self.scan()
+
+    # -- one message (worker thread) ---------------------------------------------------------------
+    def process(self, queue_id: str) -> None:
+        qdir = self.queue.dir
+        with qdir.locked(queue_id) as got:
+            if not got:
+                return
+            try:
+                envelope = qdir.load(queue_id)
+            except Exception:
+                return
+            now = time.time()
+            if envelope.held or envelope.next_attempt > now:
+                return
+            self.attempt(envelope, now)
+
+    def attempt(self, envelope, now: float) -> None:
+        qdir = self.queue.dir
+        qid = envelope.queue_id
+        path = qdir.data_path(qid)
+        pending = envelope.pending()
+        for r in pending:
+            if r.in_flight:
+                maillog.event(qid, f"to=<{r.address}>, possible duplicate (RFC 5321 §6.1): "
+                                   "an earlier attempt was interrupted")
+            r.in_flight = True
+        envelope.attempts += 1
+        qdir.save(envelope)  # the journal: recipients of this attempt
+
+        def record(r: Recipient, status: str, relay: str, text: str) -> None:
+            delay = now - envelope.created
+            maillog.event(qid, f"to=<{r.address}>, {relay}, delay={delay:.2f}, status={status} ({text})")
+
+        for r in [r for r in pending if r.local]:
+            try:
+                text = self.queue.local.deliver(envelope, r, path)
+                r.status = DELIVERED
+                record(r, "sent", "relay=local", text)
+            except DeliveryFailure as exc:
+                r.last_error = f"{exc.status} {exc.text}"
+                if exc.permanent:
+                    r.status = FAILED
+                record(r, "bounced" if exc.permanent else "deferred", "relay=local", r.last_error)
+            except Exception as exc:  # a bug or an outage must not lose the message: retry
+                log.exception("%s: local delivery to %s failed", qid, r.address)
+                r.last_error = f"4.3.0 local delivery error: {type(exc).__name__}"
+                record(r, "deferred", "relay=local", r.last_error)
+        remote = [r for r in pending if not r.local]
+        if remote:
+            self.queue.remote.deliver(envelope, remote, path, record)
+        for r in pending:
+            r.in_flight = False
+        if not envelope.done and now - envelope.created > self.settings.max_lifetime:
+            for r in envelope.pending():
+                r.status = FAILED
+                r.last_error = f"5.4.7 delivery time expired; last error: {r.last_error}"
+                record(r, "bounced", "relay=none", r.last_error)
+        failed_now = [r for r in pending if r.status == FAILED]
+        if failed_now:
+            self.bounce(envelope, failed_now, path)
+        if envelope.done:
+            qdir.remove(qid)
+            maillog.event(qid, "removed")
+            return
+        envelope.next_attempt = now + self.backoff(envelope.attempts)
+        qdir.save(envelope)
+
+    def backoff(self, attempts: int) -> float:
+        return min(self.settings.max_backoff, self.settings.min_backoff * (2 ** max(0, attempts - 1)))
+
+    def bounce(self, envelope, failed: list[Recipient], path) -> None:
+        qdir = self.queue.dir
+        new_id = qdir.new_id()
+        made = build_bounce(envelope, failed, path, self.queue.hostname,
+                            self.settings.bounce_max_body, new_id)
+        if made is None:
+            why = "null sender" if not envelope.sender or envelope.is_bounce else "NOTIFY"
+            maillog.event(envelope.queue_id, f"no bounce sent ({why})")
+            return
+        bounce_env, message = made
+        bounce_env.recipients = self.queue.route(envelope.sender) or bounce_env.recipients
+        qdir.enqueue_bytes(bounce_env, message)
+        maillog.event(envelope.queue_id, f"sender non-delivery notification: {new_id}")
+        maillog.event(new_id, f"from=<>, size={bounce_env.size}, nrcpt=1 (queued)")
