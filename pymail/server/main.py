@@ -52,6 +52,7 @@ def setup_logging(config: Config) -> None:
     level = getattr(logging, config.server.log_level.upper())
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
     if config.server.mail_log:
         handler = logging.FileHandler(config.server.mail_log)
         handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(message)s"))
@@ -165,6 +166,16 @@ def main(argv: list[str] | None = None) -> int:
     except StartupError as exc:
         print(f"pymail-server: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        # Directory and store failures at start-up (database unreachable, mail root not
+        # writable) are operator problems: one clear line, not a traceback.
+        from pymail.directory.errors import DirectoryError
+        from pymail.store.errors import StoreError
+
+        if isinstance(exc, (DirectoryError, StoreError, OSError)):
+            print(f"pymail-server: cannot start: {exc}", file=sys.stderr)
+            return 1
+        raise
     except KeyboardInterrupt:
         return 130
 
