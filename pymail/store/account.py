@@ -18,13 +18,15 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import sqlite3
 
 from pymail.store import names as nm
 from pymail.store.dotlock import DotLock
 from pymail.store.errors import (ALREADYEXISTS, BADNAME, NONEXISTENT, NOPERM, StoreError)
 from pymail.store.folder import Folder
 from pymail.store.index import FILE_NAME as INDEX_FILE
-from pymail.store.mailbox import Mailbox, normalize_flags
+from pymail.store.index import Index
+from pymail.store.mailbox import Mailbox, normalize_flags, parsed_row
 from pymail.store.quota import Quota
 from pymail.store.types import DeliveryResult, MailboxInfo
 
@@ -279,7 +281,26 @@ class Account:
                 pass
             raise
         self._quota.add(tmp.size, 1)
+        self._cache_parse(name, folder, uids[0], source)
         return DeliveryResult(name, uids[0], tmp.vsize)
+
+    def _cache_parse(self, name: str, folder: Folder, uid: int, source) -> None:
+        """Fill the parse cache at delivery when the mailbox has an index (best effort: a
+        failure only means the message is parsed on first access instead)."""
+        index_path = self._index_path(name)
+        if not isinstance(source, (bytes, bytearray, memoryview)) or not os.path.exists(index_path):
+            return
+        try:
+            row = parsed_row(bytes(source))
+            index = Index(index_path)
+            try:
+                with index.write() as db:
+                    db.execute("INSERT OR REPLACE INTO parsed (uid, envelope, body, bodystructure,"
+                               " header) VALUES (?,?,?,?,?)", (uid, *row))
+            finally:
+                index.close()
+        except (sqlite3.Error, OSError, ValueError, IndexError, RecursionError):
+            return
 
     def quota(self) -> tuple[int, int]:
         """(used messages, used bytes)."""
@@ -288,6 +309,43 @@ class Account:
     def quota_limits(self) -> tuple[int | None, int | None]:
         """(byte limit, message limit) as passed to Store.account (None = unlimited)."""
         return self._quota.quota_bytes, self._quota.quota_messages
+
+    def import_mbox(self, path: str, mailbox: str = "INBOX", batch: int = 200) -> int:
+        """Copy every message of an mbox file into ``mailbox`` (created if missing).
+        → messages imported.  Quota applies; flags come from Status/X-Status headers."""
+        from pymail.store.mbox import iter_mbox
+
+        name = nm.normalize(mailbox)
+        folder = self._folder(name)
+        if not folder.exists():
+            self.create_mailbox(name)
+        pending: list = []
+        total = 0
+
+        def flush() -> None:
+            nonlocal total
+            if not pending:
+                return
+            try:
+                self._quota.check(sum(t.size for t, _ in pending), len(pending))
+                folder.commit(pending)
+            except BaseException:
+                for tmp, _ in pending:
+                    try:
+                        os.unlink(tmp.path)
+                    except FileNotFoundError:
+                        pass
+                raise
+            self._quota.add(sum(t.size for t, _ in pending), len(pending))
+            total += len(pending)
+            pending.clear()
+
+        for raw, flags, date in iter_mbox(path):
+            pending.append((folder.write_tmp(raw, date), flags))
+            if len(pending) >= batch:
+                flush()
+        flush()
+        return total
 
     def rebuild_index(self, name: str | None = None) -> list[str]:
         """Rebuild the index of one mailbox (or all); → names rebuilt."""

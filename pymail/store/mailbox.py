@@ -16,10 +16,12 @@ yields modseqs above any a client has seen.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
 from pymail.store import filename as fn
+from pymail.store import parse
 from pymail.store import keywords as kw
 from pymail.store import uidlist as ul_mod
 from pymail.store.errors import BADNAME, EXPUNGED, NONEXISTENT, StoreError
@@ -278,6 +280,84 @@ class Mailbox:
                     break
                 header += line
         return hashlib.md5(bytes(header)).hexdigest()
+
+    # -- the parse cache (parse.py shapes) ---------------------------------------------------
+
+    def envelope(self, uid: int) -> list:
+        return parse.from_json(json.loads(self._parsed(uid)[0]))
+
+    def bodystructure(self, uid: int, extended: bool = True) -> list:
+        """BODYSTRUCTURE (``extended``) or BODY shape of RFC 3501 §7.4.2."""
+        row = self._parsed(uid)
+        return parse.from_json(json.loads(row[2] if extended else row[1]))
+
+    def raw_header(self, uid: int) -> bytes:
+        """The header block as stored, with its closing blank line."""
+        return bytes(self._parsed(uid)[3])
+
+    def header_fields(self, uid: int, names, negate: bool = False) -> bytes:
+        """BODY[HEADER.FIELDS (names)] (or .NOT with ``negate``): CRLF lines + blank line."""
+        return parse.select_fields(bytes(self._parsed(uid)[3]), names, negate)
+
+    def header_fields_many(self, uids, names, negate: bool = False) -> dict[int, bytes]:
+        """header_fields for many messages with one index query (FETCH 1:* BODY[HEADER...])."""
+        wanted = sorted(set(uids))
+        self.cache_all(wanted)
+        out: dict[int, bytes] = {}
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            for uid, header in self.index.db.execute(
+                    f"SELECT uid, header FROM parsed WHERE uid IN ({marks})", chunk):
+                out[uid] = parse.select_fields(bytes(header), names, negate)
+        return out
+
+    def _parsed(self, uid: int):
+        row = self.index.db.execute(
+            "SELECT envelope, body, bodystructure, header FROM parsed WHERE uid=?",
+            (uid,)).fetchone()
+        if row is not None:
+            return row
+        with self.open_message(uid) as f:
+            raw = f.read()
+        row = parsed_row(raw)
+        with self.index.write() as db:
+            if db.execute("SELECT 1 FROM records WHERE uid=?", (uid,)).fetchone():
+                db.execute("INSERT OR REPLACE INTO parsed (uid, envelope, body, bodystructure, "
+                           "header) VALUES (?,?,?,?,?)", (uid, *row))
+        return row
+
+    def cache_all(self, uids=None) -> int:
+        """Parse every message not yet in the parse cache (each file is read once).
+        → how many were parsed."""
+        if uids is None:
+            todo = [r[0] for r in self.index.db.execute(
+                "SELECT uid FROM records WHERE uid NOT IN (SELECT uid FROM parsed) ORDER BY uid")]
+        else:
+            have = set()
+            wanted = sorted(set(uids))
+            for i in range(0, len(wanted), 500):
+                chunk = wanted[i:i + 500]
+                marks = ",".join("?" * len(chunk))
+                have.update(r[0] for r in self.index.db.execute(
+                    f"SELECT uid FROM parsed WHERE uid IN ({marks})", chunk))
+            todo = [u for u in wanted if u not in have]
+        done = 0
+        for i in range(0, len(todo), 500):
+            batch = []
+            for uid in todo[i:i + 500]:
+                try:
+                    with self.open_message(uid) as f:
+                        batch.append((uid, *parsed_row(f.read())))
+                except StoreError:
+                    continue
+            with self.index.write() as db:
+                db.executemany("INSERT OR REPLACE INTO parsed (uid, envelope, body, bodystructure,"
+                               " header) SELECT ?,?,?,?,? WHERE EXISTS "
+                               "(SELECT 1 FROM records WHERE uid=?)",
+                               [(*row, row[0]) for row in batch])
+            done += len(batch)
+        return done
 
     # -- changing flags ----------------------------------------------------------------------
 
@@ -661,6 +741,15 @@ class Mailbox:
                 f.flush()
                 os.fsync(f.fileno())
         os.rename(tmp, path)
+
+
+def parsed_row(raw: bytes) -> tuple[str, str, str, bytes]:
+    """(envelope JSON, body JSON, bodystructure JSON, header bytes) for the parse cache."""
+    header, _ = parse.split_message(raw)
+    structure = parse.bodystructure(raw, extended=True)
+    dump = lambda v: json.dumps(parse.to_json(v), separators=(",", ":"))  # noqa: E731
+    return (dump(parse.envelope(header)), dump(parse.bodystructure_strip(structure)),
+            dump(structure), header)
 
 
 def _count_vsize(path: str) -> int:
