@@ -648,6 +648,8 @@ class Mailbox:
                 subdir, info = listing[base]
                 path = os.path.join(self.folder.path, subdir, self._fname(base, info))
                 size, vsize = fn.size_fields(base)
+                if vsize is None and (entry.get("W") or "").isdigit():
+                    vsize = int(entry.get("W"))
                 try:
                     st = os.stat(path)
                     if vsize is None:

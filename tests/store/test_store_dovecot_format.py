@@ -1,0 +1,246 @@
+"""Compatibility with maildirs in Dovecot's format, written here from Dovecot's documentation
+(doc.dovecot.org "Maildir mailbox format": dovecot-uidlist v3 header/records, dovecot-keywords,
+maildir file name flags) and maildir-uidlist.c's reading rules."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from pymail.store import Store, StoreError
+from pymail.store import uidlist as ul_mod
+from pymail.store.dotlock import DotLock
+
+UIDVALIDITY = 1275660208
+MAILBOX_GUID = "3085f01b7f11094c501100008c4a11c1"
+MSG = b"From: a@example.com\nSubject: old\n\nhello\n"
+
+
+def _write(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+@pytest.fixture
+def dovecot_maildir(tmp_path):
+    """A user maildir as Dovecot 2.3 leaves it (plus one file Dovecot has not seen yet)."""
+    root = tmp_path / "mail" / "example.org" / "carol" / "Maildir"
+    for sub in ("tmp", "new", "cur"):
+        os.makedirs(root / sub)
+    _write(str(root / "dovecot-uidlist"), (
+        f"3 V{UIDVALIDITY} N25022 G{MAILBOX_GUID}\n"
+        "25006 :1276528487.M364837P9451.kurkku,S=40,W=44\n"
+        "25017 W44 :1276533073.M242911P3632.kurkku\n"
+        "25020 P0000abcd G5c1f0f0d2f7d4f8a9b0c1d2e3f405162 :1276533080.M1P77.kurkku,S=40,W=44\n"
+    ).encode())
+    _write(str(root / "dovecot-keywords"), b"0 $Forwarded\n1 Work\n3 $Junk\n")
+    _write(str(root / "cur" / "1276528487.M364837P9451.kurkku,S=40,W=44:2,RSa"), MSG)
+    _write(str(root / "cur" / "1276533073.M242911P3632.kurkku:2,FSbd"), MSG)
+    _write(str(root / "new" / "1276533080.M1P77.kurkku,S=40,W=44"), MSG)
+    _write(str(root / "new" / "1276533090.M5P78.kurkku,S=40,W=44"), MSG)   # not in uidlist
+    os.utime(root / "cur" / "1276528487.M364837P9451.kurkku,S=40,W=44:2,RSa", (1276528487, 1276528487))
+    _write(str(root / ".Sent" / "maildirfolder"), b"")
+    for sub in ("tmp", "new", "cur"):
+        os.makedirs(root / ".Sent" / sub)
+    _write(str(root / "subscriptions"), b"INBOX\nSent\n")
+    return tmp_path / "mail", root
+
+
+def test_dovecot_maildir_served_as_is(dovecot_maildir):
+    mail_root, root = dovecot_maildir
+    acct = Store(mail_root, fsync=False).account("carol@example.org")
+    box = acct.mailbox("INBOX")
+    assert box.uidvalidity == UIDVALIDITY
+    assert box.mailbox_guid == MAILBOX_GUID
+    recs = {r.uid: r for r in box.records()}
+    # the file Dovecot never saw gets the next UID from the header's N
+    assert sorted(recs) == [25006, 25017, 25020, 25022]
+    assert recs[25006].flags == frozenset({"\\Answered", "\\Seen", "$Forwarded"})
+    # "d" = keyword 3; index 2 ("c") is unused
+    assert recs[25017].flags == frozenset({"\\Flagged", "\\Seen", "Work", "$Junk"})
+    assert recs[25020].flags == frozenset()
+    assert recs[25006].internal_date == pytest.approx(1276528487)
+    assert recs[25006].size == 44 and recs[25017].size == 44   # W= in name / W field
+    assert recs[25020].guid == "5c1f0f0d2f7d4f8a9b0c1d2e3f405162"   # the G field
+    assert recs[25006].guid == "1276528487.M364837P9451.kurkku,S=40,W=44"
+    assert box.uidnext == 25023
+    assert box.pop3_uidl(25020, "%08Xu%08Xv") == "0000abcd"           # the P field wins
+    assert box.pop3_uidl(25006, "%08Xu%08Xv") == f"{25006:08X}{UIDVALIDITY:08X}"
+    # CONDSTORE: modseqs start far above anything Dovecot (counting from 1) showed
+    assert box.highest_modseq > 10**15
+    assert all(r.modseq > 10**15 for r in recs.values())
+    infos = {i.name: i for i in acct.list_mailboxes()}
+    assert infos["Sent"].subscribed and infos["INBOX"].subscribed
+
+
+def test_uidlist_written_back_in_dovecot_format(dovecot_maildir):
+    mail_root, root = dovecot_maildir
+    acct = Store(mail_root, fsync=False).account("carol@example.org")
+    box = acct.mailbox("INBOX")
+    box.store_flags([25020], ["Work", "NewKw"], "add")
+    r = acct.deliver(MSG)
+    assert r.uid == 25023
+    lines = (root / "dovecot-uidlist").read_text().splitlines()
+    head = lines[0].split()
+    assert head == ["3", f"V{UIDVALIDITY}", "N25022", f"G{MAILBOX_GUID}"]  # header untouched
+    assert lines[1:4] == [
+        "25006 :1276528487.M364837P9451.kurkku,S=40,W=44",
+        "25017 W44 :1276533073.M242911P3632.kurkku",
+        "25020 P0000abcd G5c1f0f0d2f7d4f8a9b0c1d2e3f405162 :1276533080.M1P77.kurkku,S=40,W=44"]
+    assert lines[4] == "25022 :1276533090.M5P78.kurkku,S=40,W=44"
+    assert lines[5].startswith("25023 :") and ":2," not in lines[5]
+    kws = (root / "dovecot-keywords").read_text().splitlines()
+    assert kws == ["0 $Forwarded", "1 Work", "2 NewKw", "3 $Junk"]
+    names = os.listdir(root / "cur")
+    assert any(n.startswith("1276533080.M1P77.kurkku,S=40,W=44:2,") and n.endswith(",bc")
+               for n in names)
+    # expunge rewrites the file; the header's N never goes down, V and G stay
+    box.store_flags([25006], ["\\Deleted"], "add")
+    assert box.expunge() == [25006]
+    lines = (root / "dovecot-uidlist").read_text().splitlines()
+    assert lines[0].split()[:2] == ["3", f"V{UIDVALIDITY}"]
+    assert lines[0].split()[2] == "N25024"
+    assert lines[0].split()[3] == f"G{MAILBOX_GUID}"
+    assert not any(line.startswith("25006 ") for line in lines)
+    parsed = ul_mod.parse((root / "dovecot-uidlist").read_bytes())
+    assert [e.uid for e in parsed.entries] == [25017, 25020, 25022, 25023]
+
+
+def test_uidlist_version1_read_and_upgraded(tmp_path):
+    root = tmp_path / "mail" / "example.org" / "dan" / "Maildir"
+    for sub in ("tmp", "new", "cur"):
+        os.makedirs(root / sub)
+    _write(str(root / "dovecot-uidlist"), b"1 1111 7\n3 1000.M1P1.h:2,S\n5 1001.M1P1.h\n")
+    _write(str(root / "cur" / "1000.M1P1.h:2,S"), MSG)
+    _write(str(root / "cur" / "1001.M1P1.h:2,"), MSG)
+    acct = Store(tmp_path / "mail", fsync=False).account("dan@example.org")
+    box = acct.mailbox("INBOX")
+    assert [r.uid for r in box.records()] == [3, 5]
+    assert box.uidvalidity == 1111 and box.uidnext == 7
+    assert acct.deliver(MSG).uid == 7
+    head = (root / "dovecot-uidlist").read_text().splitlines()[0].split()
+    assert head[0] == "3" and head[1] == "V1111" and head[2] == "N8"
+
+
+def test_partial_last_line_ignored_and_repaired(account):
+    account.deliver(MSG)
+    path = os.path.join(account.root, "dovecot-uidlist")
+    with open(path, "ab") as f:
+        f.write(b"2 :half-written")          # a writer crashed mid-line
+    assert ul_mod.read(path).effective_next_uid() == 2
+    r = account.deliver(MSG)
+    assert r.uid == 2
+    lines = open(path).read().splitlines()
+    assert len(lines) == 3 and lines[2].startswith("2 :") and "half" not in lines[2]
+
+
+def test_corrupt_uidlist_is_an_error_not_a_crash(account):
+    path = os.path.join(account.root, "dovecot-uidlist")
+    with open(path, "wb") as f:
+        f.write(b"garbage\n")
+    with pytest.raises(StoreError) as e:
+        account.mailbox("INBOX")
+    assert e.value.code == "CORRUPT"
+
+
+def test_index_loss_keeps_uids_and_raises_modseq(dovecot_maildir, tmp_path):
+    mail_root, root = dovecot_maildir
+    store = Store(mail_root, fsync=False)
+    box = store.account("carol@example.org").mailbox("INBOX")
+    before = {r.uid: r.flags for r in box.records()}
+    box.store_flags([25006], ["\\Flagged"], "add")
+    top = box.highest_modseq
+    box.close()
+    for suffix in ("", "-wal", "-shm"):
+        p = root / ("pymail-index.sqlite" + suffix)
+        if p.exists():
+            p.unlink()
+    box = store.account("carol@example.org").mailbox("INBOX")
+    assert {r.uid for r in box.records()} == set(before)
+    assert box.uidvalidity == UIDVALIDITY
+    assert box.highest_modseq > top
+    assert "\\Flagged" in box.record(25006).flags
+    # rebuild_index gives the same answer and again a higher modseq
+    top = box.highest_modseq
+    box.rebuild_index()
+    assert {r.uid for r in box.records()} == set(before)
+    assert box.highest_modseq > top
+
+
+def test_modseq_floor_survives_clock_going_back(account, monkeypatch):
+    account.deliver(MSG)
+    box = account.mailbox("INBOX")
+    top = box.highest_modseq
+    box.close()
+    monkeypatch.setattr(time, "time_ns", lambda: 1_000_000_000)    # clock far in the past
+    box = account.mailbox("INBOX")
+    box.rebuild_index()
+    assert box.highest_modseq > top
+
+
+def test_index_root_keeps_index_out_of_maildir(tmp_path):
+    store = Store(tmp_path / "mail", index_root=tmp_path / "idx", fsync=False)
+    acct = store.account("eve@example.org")
+    acct.ensure()
+    acct.deliver(MSG, mailbox="Sent")
+    assert acct.mailbox("Sent").count() == 1
+    assert acct.mailbox("INBOX").count() == 0
+    assert os.path.exists(tmp_path / "idx" / "example.org" / "eve" / ".Sent" / "pymail-index.sqlite")
+    assert os.path.exists(tmp_path / "idx" / "example.org" / "eve" / "INBOX" / "pymail-index.sqlite")
+    assert not os.path.exists(os.path.join(acct.root, "pymail-index.sqlite"))
+
+
+def test_stale_dotlock_is_broken(account):
+    lock = os.path.join(account.root, "dovecot-uidlist.lock")
+    with open(lock, "w") as f:
+        f.write("999999:otherhost")
+    old = time.time() - 200
+    os.utime(lock, (old, old))
+    assert account.deliver(MSG).uid == 1
+    assert not os.path.exists(lock)
+
+
+def test_fresh_dotlock_of_another_host_is_respected(account):
+    path = os.path.join(account.root, "dovecot-uidlist")
+    with open(path + ".lock", "w") as f:
+        f.write("1:otherhost")
+    with pytest.raises(StoreError) as e:
+        DotLock(path, timeout=0.3).acquire()
+    assert e.value.code == "INUSE"
+    os.unlink(path + ".lock")
+    with DotLock(path, timeout=0.3):
+        assert os.path.exists(path + ".lock")
+    assert not os.path.exists(path + ".lock")
+
+
+def test_dotlock_of_dead_local_process_is_broken(account):
+    import subprocess
+    import sys
+    from pymail.store.filename import HOST
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(proc.stdout)
+    path = os.path.join(account.root, "dovecot-uidlist")
+    with open(path + ".lock", "w") as f:
+        f.write(f"{dead_pid}:{HOST}")
+    with DotLock(path, timeout=2):
+        pass
+
+
+def test_maildir_changes_by_another_program_are_picked_up(account):
+    account.deliver(MSG)
+    account.deliver(MSG)
+    box = account.mailbox("INBOX")
+    box.claim_recent()
+    cur = os.path.join(account.root, "cur")
+    name = sorted(os.listdir(cur))[0]
+    os.rename(os.path.join(cur, name), os.path.join(cur, name.split(":2,")[0] + ":2,ST"))
+    other = sorted(os.listdir(cur))[1]
+    os.unlink(os.path.join(cur, other))
+    box.refresh(force=True)
+    res = box.sync()
+    assert res.flag_changes == [1] and res.expunged == [2]
+    assert box.record(1).flags == frozenset({"\\Seen", "\\Deleted"})
