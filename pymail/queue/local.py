@@ -46,8 +46,18 @@ def delivery_headers(sender: str, recipient: str) -> bytes:
 
 
 class LocalDelivery:
-    def __init__(self, store):
+    def __init__(self, store, directory=None):
         self.store = store
+        self.directory = directory
+
+    def account(self, address: str):
+        """The Store account with the quota the directory sets for it."""
+        quota_bytes = quota_messages = None
+        if self.directory is not None:
+            user = self.directory.get_user(address)
+            if user is not None:
+                quota_bytes, quota_messages = user.quota_bytes, user.quota_messages
+        return self.store.account(address, quota_bytes, quota_messages)
 
     def deliver(self, envelope, recipient, path: Path) -> str:
         """Deliver one queued message to one local recipient (blocking). Returns a description."""
@@ -59,7 +69,7 @@ class LocalDelivery:
 
         if self.store is None:
             raise TemporaryFailure("no message store configured", "4.3.0")
-        account = self.store.account(recipient.address)
+        account = self.account(recipient.address)
         for attempt in (1, 2):
             source = io.BufferedReader(PrefixedFile(delivery_headers(envelope.sender, recipient.address), path))
             try:

@@ -22,7 +22,7 @@ class Queue:
         self.hostname = hostname
         self.directory = directory
         self.dir = QueueDir(root, fsync=settings.fsync)
-        self.local = local_delivery or LocalDelivery(store)
+        self.local = local_delivery or LocalDelivery(store, directory)
         self.remote = RemoteDelivery(settings, hostname)
         self.runner = DeliveryRunner(self)
 
@@ -72,3 +72,8 @@ def open_queue(config, store, directory, hostname: str | None = None,
     root = Path(config.queue.directory) if config.queue.directory else config.var_dir / "queue"
     return Queue(root, config.queue, hostname or config.server.hostname, store=store,
                  directory=directory, local_delivery=local_delivery)
+
+
+def make_queue(ctx, local_delivery: LocalDelivery | None = None) -> Queue:
+    """The queue for a ``ServiceContext`` (what pymail-server's build_context calls)."""
+    return open_queue(ctx.config, ctx.store, ctx.directory, ctx.hostname, local_delivery)

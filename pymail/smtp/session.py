@@ -210,13 +210,13 @@ class Session:
             await self._finish_auth(state["user"], sasl.decode_text(text))
 
     async def _finish_auth(self, username: str, password: str) -> None:
-        from pymail.directory.auth import AuthFailed, AuthThrottled
+        from pymail.directory.auth import AuthFailed, AuthThrottled, AuthUnavailable
 
         self._sasl = None
         try:
             user = await self.ctx.authenticator.authenticate(username, password, self.peer_ip)
-        except AuthThrottled:
-            maillog.event(None, f"[{self.peer_ip}]: SASL authentication throttled for {username[:64]!r}")
+        except (AuthThrottled, AuthUnavailable) as exc:
+            maillog.event(None, f"[{self.peer_ip}]: SASL authentication for {username[:64]!r}: {exc}")
             raise SmtpError(454, "4.7.0", "Temporary authentication failure, try again later") from None
         except AuthFailed:
             self.auth_failures += 1

@@ -1,0 +1,95 @@
+"""MX role over real sockets: local delivery, unknown users, relay control in every address form."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+
+import pytest
+
+MSG = b"From: a@remote.test\r\nTo: alice@example.org\r\nSubject: hello\r\n\r\nHello Alice.\r\n"
+
+
+def test_local_mail_is_queued_and_delivered(mailsys):
+    port = mailsys.listen("mx")
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+        c.ehlo("client.test")
+        code, msg = c.mail("a@remote.test")
+        assert code == 250
+        assert c.rcpt("alice@example.org")[0] == 250
+        assert c.rcpt("sales@example.org")[0] == 250  # alias to alice
+        code, msg = c.data(MSG)
+        assert code == 250 and b"queued as" in msg
+        queue_id = msg.split()[-1].decode()
+    got = mailsys.wait_for(lambda: len(mailsys.inbox("alice@example.org")) == 2 and mailsys.inbox("alice@example.org"),
+                           what="two deliveries to alice")
+    raw = got[0]
+    assert raw.startswith(b"Return-Path: <a@remote.test>\r\nDelivered-To: alice@example.org\r\n")
+    assert f"with ESMTP id {queue_id}".encode() in raw
+    assert b"Hello Alice." in raw
+    mailsys.wait_for(lambda: not mailsys.queued(), what="empty queue")
+
+
+def test_unknown_local_recipient_is_refused_at_rcpt(mailsys):
+    port = mailsys.listen("mx")
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+        c.ehlo("client.test")
+        c.mail("a@remote.test")
+        code, msg = c.rcpt("nobody@example.org")
+        assert code == 550 and msg.startswith(b"5.1.1")
+
+
+RELAY_FORMS = [
+    "user@ext.test",
+    '"user@ext.test"@example.org',
+    "user%ext.test@example.org",
+    "ext.test!user@example.org",
+    "@example.org:user@ext.test",
+    "@example.org,@mx.test:user@ext.test",
+    "user@[192.0.2.1]",
+    "user@[127.0.0.1]",
+    "alice@[IPv6:::1]",
+    "user@EXT.TEST",
+]
+
+
+def talk(port: int, lines: list[bytes], timeout: float = 10.0) -> list[bytes]:
+    """Send raw command lines, one at a time; return every reply line."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        f = s.makefile("rb")
+        out = [f.readline()]
+        for line in lines:
+            s.sendall(line + b"\r\n")
+            while True:
+                reply = f.readline()
+                out.append(reply)
+                if reply[3:4] != b"-":
+                    break
+        return out
+
+
+@pytest.mark.parametrize("address", RELAY_FORMS)
+def test_open_relay_refused_in_every_address_form(mailsys, address):
+    mailsys.smtp.trusted_networks = []  # 127.0.0.1 is an outside client here
+    port = mailsys.listen("mx")
+    replies = talk(port, [b"EHLO client.test", b"MAIL FROM:<spammer@ext.test>",
+                          b"RCPT TO:<" + address.encode() + b">", b"DATA"])
+    rcpt, data = replies[-2], replies[-1]
+    assert rcpt[:1] == b"5", rcpt
+    assert data[:3] in (b"554", b"503"), data
+    assert not mailsys.queued()
+
+
+@pytest.mark.parametrize("address", ["user@ext.test", "@example.org:user@ext.test"])
+def test_trusted_network_may_relay(mailsys, address):
+    mailsys.queue.settings.run_delivery = False
+    port = mailsys.listen("mx")  # 127.0.0.1 is in the default trusted_networks
+    replies = talk(port, [b"EHLO client.test", b"MAIL FROM:<a@example.org>",
+                          b"RCPT TO:<" + address.encode() + b">"])
+    assert replies[-1].startswith(b"250")
+
+
+def test_vrfy_and_expn(mailsys):
+    port = mailsys.listen("mx")
+    replies = talk(port, [b"EHLO c", b"VRFY alice", b"EXPN staff", b"HELP", b"NOOP"])
+    assert [r[:3] for r in replies[-4:]] == [b"252", b"502", b"214", b"250"]
