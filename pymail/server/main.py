@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -111,10 +112,13 @@ def report(config: Config, bound, workers: int) -> None:
     run_dir = config.var_dir / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "listeners.json").write_text(json.dumps([bl.as_dict() for bl in bound], indent=1))
-    print("pymail: ready (Ctrl-C or SIGTERM stops it cleanly)", flush=True)
+    sys.stdout.flush()
 
 
 def serve_here(config: Config, roles: list[str], bound) -> None:
+    # Until the reactor takes over signals, a stop request just ends the process: nothing has
+    # been accepted yet (connections wait in the listen backlog).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     from pymail import runtime
 
     runtime.install_reactor()
@@ -157,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from pymail.server.supervisor import Supervisor
 
+            print(f"pymail: ready, {workers} workers (Ctrl-C or SIGTERM stops them cleanly)",
+                  flush=True)
             return Supervisor(config_path, roles, bound, workers,
                               grace=config.server.shutdown_grace).run()
         return 0

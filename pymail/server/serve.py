@@ -84,6 +84,7 @@ class Server:
             self.ports.append(port)
         if self.ctx.queue is not None and hasattr(self.ctx.queue, "start"):
             self.ctx.queue.start()
+        print("pymail: ready (Ctrl-C or SIGTERM stops it cleanly)", flush=True)
 
     def active_connections(self) -> int:
         return sum(len(t.protocols) for t in self.trackers)

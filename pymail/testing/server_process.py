@@ -41,6 +41,7 @@ class ServerProcess:
         listeners = self.var_dir / "run" / "listeners.json"
         if listeners.exists():
             listeners.unlink()
+        self.var_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.var_dir / "server.log", "wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "pymail.server.main", *self.args],
                                      stdout=log, stderr=subprocess.STDOUT, cwd=self.cwd,
