@@ -10,3 +10,5 @@ class ImapSettings:
     autologout: float = 30 * 60.0  # RFC 3501 §5.4: at least 30 minutes
     max_connections_per_user: int = 20
     max_connections_per_ip: int = 50
+    idle_poll: float = 0.5  # seconds between store polls while a client IDLEs (RFC 2177)
+    max_commands_in_flight: int = 32  # pipelined commands queued before reading pauses

@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 from pymail.imap import serialize
 from pymail.imap.fetchspec import FetchItem, Section, parse_fetch_items
 from pymail.imap.parser import (Atom, Command, CommandFramer, Continue, Fatal, Frame, ParseError,
-                                Reader, Refused, parse_command)
+                                Refused, parse_command)
 from pymail.imap.searchspec import parse_search
 from pymail.imap.sequence import compress, parse_sequence_set
 

@@ -1,0 +1,150 @@
+"""FETCH and UID FETCH (RFC 3501 §6.4.5, §7.4.2; RFC 7162 CHANGEDSINCE / MODSEQ).
+
+Messages are read and formatted in a thread, in batches, so a ``1:*`` fetch of a large mailbox
+neither blocks the reactor nor holds every message in memory at once.
+"""
+
+from __future__ import annotations
+
+import time
+
+from pymail.imap import mime, serialize
+from pymail.imap.fetchspec import FetchItem, parse_fetch_items
+from pymail.imap.parser import Atom, number
+from pymail.imap.sequence import parse_sequence_set
+from pymail.imap.session import SELECTED, ImapError, bad, command
+
+BATCH = 100
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+NEEDS_MESSAGE = {"ENVELOPE", "BODYSTRUCTURE", "BODY", "RFC822", "RFC822.HEADER", "RFC822.TEXT"}
+
+
+def internal_date(t: float) -> bytes:
+    """RFC 3501 date-time: ``"02-Jan-2024 10:00:00 +0000"`` (UTC)."""
+    tm = time.gmtime(t)
+    return b'"%2d-%s-%04d %02d:%02d:%02d +0000"' % (tm.tm_mday, MONTHS[tm.tm_mon - 1].encode(),
+                                                     tm.tm_year, tm.tm_hour, tm.tm_min, tm.tm_sec)
+
+
+def targets_for(session, value, by_uid: bool) -> list[tuple[int, int]]:
+    """(seq, uid) pairs for a sequence set argument, ``$`` included (RFC 5182)."""
+    view = session.selected
+    seqset = parse_sequence_set(value)
+    if seqset.saved:
+        saved = set(session.saved_search)
+        return [(view.seq_of(u), u) for u in sorted(saved) if view.seq_of(u) is not None]
+    if not by_uid and not view.seq_set_valid(seqset):
+        raise bad("Invalid sequence number: beyond the last message")
+    return view.select(seqset, by_uid)
+
+
+def _partial(data: bytes, item: FetchItem) -> bytes:
+    if item.partial is None:
+        return data
+    origin, length = item.partial
+    return data[origin:origin + length] if length is not None else data[origin:]
+
+
+def _item_value(item: FetchItem, msg: mime.Part | None, rec, view, uid: int) -> list:
+    name = item.name
+    if name == "FLAGS":
+        return [Atom("FLAGS"), view.flag_atoms(uid)]
+    if name == "UID":
+        return [Atom("UID"), uid]
+    if name == "INTERNALDATE":
+        return [Atom("INTERNALDATE"), Atom(internal_date(rec.internal_date).decode())]
+    if name == "RFC822.SIZE":
+        return [Atom("RFC822.SIZE"), len(msg.data) if msg is not None else rec.size]
+    if name == "MODSEQ":
+        return [Atom("MODSEQ"), [view.modseqs.get(uid, rec.modseq)]]
+    if name == "ENVELOPE":
+        return [Atom("ENVELOPE"), mime.envelope(msg)]
+    if name == "BODYSTRUCTURE":
+        return [Atom("BODYSTRUCTURE"), mime.bodystructure(msg, True)]
+    if name == "BODY" and item.section is None:
+        return [Atom("BODY"), mime.bodystructure(msg, False)]
+    if name == "RFC822":
+        return [Atom("RFC822"), serialize.Literal(msg.data)]
+    if name == "RFC822.HEADER":
+        return [Atom("RFC822.HEADER"), serialize.Literal(msg.header_bytes)]
+    if name == "RFC822.TEXT":
+        return [Atom("RFC822.TEXT"), serialize.Literal(msg.body_bytes)]
+    data = _partial(mime.section_bytes(msg, item.section), item)
+    return [Atom(item.response_name()), serialize.Literal(data)]
+
+
+def build_batch(session, view, pairs, items: list[FetchItem], changedsince: int | None) -> tuple[bytes, bool]:
+    """The FETCH responses of some messages; (bytes, whether some were expunged)."""
+    from pymail.store.errors import StoreError
+
+    mb = view.mailbox
+    sets_seen = not view.readonly and any(i.sets_seen for i in items)
+    add_flags = set()
+    if sets_seen:
+        unseen = [u for _, u in pairs if "\\Seen" not in view.flags.get(u, ()) and u not in view.gone]
+        if unseen:
+            updated, _failed = mb.store_flags(unseen, ["\\Seen"], "add")
+            view.apply_records(updated)
+            add_flags = set(unseen)
+    needs_message = any(i.name in NEEDS_MESSAGE or i.section is not None for i in items)
+    out: list[bytes] = []
+    expunged = False
+    for seq, uid in pairs:
+        rec = view.records.get(uid)
+        if rec is None or uid in view.gone:
+            expunged = True
+            continue
+        if changedsince is not None and view.modseqs.get(uid, 0) <= changedsince:
+            continue
+        msg = None
+        if needs_message:
+            try:
+                with mb.open_message(uid) as f:
+                    msg = mime.parse_message(f.read())
+            except StoreError as e:
+                if e.code != "EXPUNGED":
+                    raise
+                expunged = True
+                continue
+        values: list = []
+        names = {i.name for i in items if i.section is None}
+        for item in items:
+            values += _item_value(item, msg, rec, view, uid)
+        if uid in add_flags and "FLAGS" not in names:
+            values += [Atom("FLAGS"), view.flag_atoms(uid)]
+        out.append(serialize.untagged(seq, "FETCH", values, utf8=session.utf8))
+    return b"".join(out), expunged
+
+
+@command("FETCH", states=(SELECTED,), uid=True, allow_expunge=False)
+async def fetch(session, cmd):
+    if len(cmd.args) not in (2, 3):
+        raise bad("FETCH needs a sequence set and data items")
+    view = session.selected
+    pairs = targets_for(session, cmd.args[0], cmd.uid)
+    items = parse_fetch_items(cmd.args[1])
+    if any(i.name.startswith("BINARY") for i in items):
+        raise bad("BINARY is not supported")
+    changedsince = None
+    if len(cmd.args) == 3:  # RFC 7162 §3.1.4.1: (CHANGEDSINCE modseq)
+        mods = cmd.args[2]
+        if not isinstance(mods, list) or len(mods) != 2 or str(mods[0]).upper() != "CHANGEDSINCE":
+            raise bad("Unknown FETCH modifier")
+        changedsince = number(mods[1], "CHANGEDSINCE")
+        session.enabled.add("CONDSTORE")
+        view.condstore = True
+    if cmd.uid and not any(i.name == "UID" for i in items):
+        items.insert(0, FetchItem("UID"))  # RFC 3501 §6.4.8: UID FETCH always returns UID
+    if changedsince is not None and not any(i.name == "MODSEQ" for i in items):
+        items.append(FetchItem("MODSEQ"))
+    expunged = False
+    for start in range(0, len(pairs), BATCH):
+        data, gone = await session.blocking(build_batch, session, view, pairs[start:start + BATCH],
+                                            items, changedsince)
+        expunged = expunged or gone
+        if data:
+            session.send(data)
+    if expunged:
+        raise ImapError("Some of the requested messages no longer exist", "EXPUNGEISSUED")
+    return "FETCH completed"
+

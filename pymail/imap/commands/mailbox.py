@@ -1,0 +1,418 @@
+"""Mailbox commands: SELECT, EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST,
+LSUB, STATUS, APPEND (RFC 3501 §6.3), with LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819),
+SPECIAL-USE (RFC 6154), CHILDREN (RFC 3348), UIDPLUS APPENDUID (RFC 4315) and APPENDLIMIT
+(RFC 7889). Names are modified UTF-7 on the wire and UTF-8 with "/" in the store."""
+
+from __future__ import annotations
+
+import calendar
+import re
+
+from pymail.imap import serialize, utf7
+from pymail.imap.parser import Atom, astring
+from pymail.imap.selected import SelectedMailbox
+from pymail.imap.session import AUTHED, AUTHENTICATED, SELECTED, ImapError, bad, command
+
+SYSTEM_FLAGS = {"\\SEEN": "\\Seen", "\\ANSWERED": "\\Answered", "\\FLAGGED": "\\Flagged",
+                "\\DELETED": "\\Deleted", "\\DRAFT": "\\Draft"}
+SPECIAL_USES = {"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash"}
+_KEYWORD = re.compile(r"[^\x00-\x20\x7f(){%*\"\\\]]+\Z")
+
+
+def mailbox_name(session, value) -> str:
+    try:
+        name = utf7.from_wire(astring(value, "mailbox name"), session.utf8)
+    except utf7.NameError_ as e:
+        raise ImapError(str(e), "CANNOT") from None
+    if not name or name.startswith("/") or name.endswith("/") or "//" in name:
+        raise ImapError("Invalid mailbox name", "CANNOT")
+    return name
+
+
+def wire_name(session, name: str) -> bytes:
+    return utf7.to_wire(name, session.utf8).encode("utf-8")
+
+
+def parse_flags(value, allow_recent: bool = False) -> list[str]:
+    """A flag list (or one flag) → canonical flag names; \\Recent dropped (RFC 3501 §2.3.2)."""
+    items = value if isinstance(value, list) else [value]
+    flags = []
+    for f in items:
+        if not isinstance(f, Atom):
+            raise bad("Flags must be atoms")
+        if f.startswith("\\"):
+            canon = SYSTEM_FLAGS.get(f.upper())
+            if canon is None:
+                if f.upper() == "\\RECENT":
+                    continue
+                raise bad(f"Unknown system flag {f[:30]}")
+            flags.append(canon)
+        elif _KEYWORD.match(f):
+            flags.append(str(f))
+        else:
+            raise bad(f"Bad keyword {f[:30]}")
+    return flags
+
+
+# --- SELECT / EXAMINE ---------------------------------------------------------------------
+
+@command("SELECT", "EXAMINE", states=AUTHED)
+async def select(session, cmd):
+    if not cmd.args:
+        raise bad(f"{cmd.name} needs a mailbox name")
+    readonly = cmd.name == "EXAMINE"
+    condstore = False
+    if len(cmd.args) == 2 and isinstance(cmd.args[1], list):
+        opts = [str(o).upper() for o in cmd.args[1]]
+        if opts != ["CONDSTORE"]:
+            raise bad("Unknown SELECT parameter")
+        condstore = True
+    elif len(cmd.args) != 1:
+        raise bad(f"{cmd.name} takes one mailbox name")
+    name = mailbox_name(session, cmd.args[0])
+    # RFC 3501 §6.3.1: a failed SELECT leaves no mailbox selected.
+    session.selected = None
+    session.state = AUTHENTICATED
+    account = session.account
+
+    def open_view():
+        view = SelectedMailbox(name, account.mailbox(name), readonly)
+        try:
+            view.open()
+            return view, view.mailbox.uidvalidity, view.mailbox.highest_modseq
+        except BaseException:
+            view.mailbox.close()
+            raise
+
+    view, uidvalidity, highest = await session.blocking(open_view)
+    if condstore:
+        session.enabled.add("CONDSTORE")
+    view.condstore = "CONDSTORE" in session.enabled
+    lines = [serialize.untagged("FLAGS", [Atom(f) for f in view.flag_names()]),
+             serialize.untagged("OK", "[PERMANENTFLAGS (" + ("" if readonly else
+                                " ".join(view.flag_names() + ["\\*"])) + ")] Flags permitted"),
+             serialize.untagged(view.exists, "EXISTS"),
+             serialize.untagged(len(view.recent), "RECENT")]
+    unseen = view.first_unseen_seq()
+    if unseen is not None:
+        lines.append(serialize.untagged("OK", f"[UNSEEN {unseen}] First unseen"))
+    lines += [serialize.untagged("OK", f"[UIDVALIDITY {uidvalidity}] UIDs valid"),
+              serialize.untagged("OK", f"[UIDNEXT {view.uidnext}] Predicted next UID"),
+              serialize.untagged("OK", f"[HIGHESTMODSEQ {highest}] Highest")]
+    session.send(b"".join(lines))
+    session.selected = view
+    session.state = SELECTED
+    return f"[{'READ-ONLY' if readonly else 'READ-WRITE'}] {cmd.name} completed"
+
+
+@command("UNSELECT", "CLOSE", states=(SELECTED,))
+async def unselect(session, cmd):
+    if cmd.args:
+        raise bad(f"{cmd.name} takes no arguments")
+    view = session.selected
+    if cmd.name == "CLOSE" and not view.readonly:
+        # RFC 3501 §6.4.2: expunge silently, no untagged EXPUNGE responses.
+        await session.blocking(view.mailbox.expunge)
+    session.selected = None
+    session.state = AUTHENTICATED
+    return f"{cmd.name} completed"
+
+
+# --- CREATE / DELETE / RENAME / (UN)SUBSCRIBE -----------------------------------------------
+
+@command("CREATE", states=AUTHED)
+async def create(session, cmd):
+    if not cmd.args or len(cmd.args) > 2:
+        raise bad("CREATE needs a mailbox name")
+    name = mailbox_name(session, cmd.args[0]).rstrip("/")
+    special = None
+    if len(cmd.args) == 2:  # RFC 6154 §3: CREATE name (USE (\Sent))
+        opts = cmd.args[1]
+        if (not isinstance(opts, list) or len(opts) != 2 or str(opts[0]).upper() != "USE"
+                or not isinstance(opts[1], list) or len(opts[1]) != 1):
+            raise bad("CREATE takes (USE (\\attribute))")
+        special = next((s for s in SPECIAL_USES if s.upper() == str(opts[1][0]).upper()), None)
+        if special is None:
+            raise ImapError("Unsupported special-use attribute", "USEATTR")
+    if name == "INBOX":
+        raise ImapError("INBOX always exists", "ALREADYEXISTS")
+    account = session.account
+    await session.blocking(account.create_mailbox, name, special) if special else \
+        await session.blocking(account.create_mailbox, name)
+    return "CREATE completed"
+
+
+@command("DELETE", states=AUTHED)
+async def delete(session, cmd):
+    if len(cmd.args) != 1:
+        raise bad("DELETE needs a mailbox name")
+    name = mailbox_name(session, cmd.args[0])
+    if name == "INBOX":
+        raise ImapError("INBOX cannot be deleted", "CANNOT")
+    if session.selected is not None and session.selected.name == name:
+        session.selected = None
+        session.state = AUTHENTICATED
+    await session.blocking(session.account.delete_mailbox, name)
+    return "DELETE completed"
+
+
+@command("RENAME", states=AUTHED)
+async def rename(session, cmd):
+    if len(cmd.args) != 2:
+        raise bad("RENAME needs two mailbox names")
+    old, new = mailbox_name(session, cmd.args[0]), mailbox_name(session, cmd.args[1])
+    if new == "INBOX":
+        raise ImapError("Cannot rename to INBOX", "ALREADYEXISTS")
+    await session.blocking(session.account.rename_mailbox, old, new)
+    return "RENAME completed"
+
+
+@command("SUBSCRIBE", "UNSUBSCRIBE", states=AUTHED)
+async def subscribe(session, cmd):
+    if len(cmd.args) != 1:
+        raise bad(f"{cmd.name} needs a mailbox name")
+    name = mailbox_name(session, cmd.args[0])
+    fn = session.account.subscribe if cmd.name == "SUBSCRIBE" else session.account.unsubscribe
+    await session.blocking(fn, name)
+    return f"{cmd.name} completed"
+
+
+# --- LIST / LSUB (RFC 3501 §6.3.8, RFC 5258) ------------------------------------------------
+
+def pattern_regex(reference: str, pattern: str) -> re.Pattern:
+    full = reference + pattern
+    out = []
+    for ch in full:
+        out.append(".*" if ch == "*" else "[^/]*" if ch == "%" else re.escape(ch))
+    text = "".join(out)
+    if full.upper().startswith("INBOX"):  # INBOX is case-insensitive
+        text = "(?i:INBOX)" + "".join(out[5:])
+    return re.compile(text + r"\Z", re.S)
+
+
+def _wire_text(session, value, what: str) -> str:
+    raw = astring(value, what)
+    try:
+        text = raw.decode("utf-8")
+        return text if session.utf8 and not text.isascii() else utf7.decode(text)
+    except (UnicodeDecodeError, utf7.NameError_):
+        raise bad(f"Bad {what}") from None
+
+
+STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE",
+                "APPENDLIMIT")
+
+
+def _status_items(value) -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise bad("STATUS needs a list of items")
+    items = [str(i).upper() for i in value]
+    for i in items:
+        if i not in STATUS_ITEMS:
+            raise bad(f"Unknown STATUS item {i[:30]}")
+    return items
+
+
+@command("LIST", "LSUB", states=AUTHED)
+async def list_(session, cmd):
+    args = list(cmd.args)
+    select_opts: list[str] = []
+    return_opts: list = []
+    extended = False
+    if cmd.name == "LIST" and args and isinstance(args[0], list):
+        select_opts = [str(o).upper() for o in args.pop(0)]
+        extended = True
+    if len(args) >= 2 and cmd.name == "LIST" and len(args) == 4 and str(args[2]).upper() == "RETURN":
+        return_opts = args[3] if isinstance(args[3], list) else None
+        if return_opts is None:
+            raise bad("RETURN needs a list")
+        args = args[:2]
+        extended = True
+    if len(args) != 2:
+        raise bad(f"{cmd.name} needs a reference and a pattern")
+    reference = _wire_text(session, args[0], "reference")
+    patterns = args[1] if isinstance(args[1], list) and cmd.name == "LIST" else [args[1]]
+    patterns = [_wire_text(session, p, "pattern") for p in patterns]
+    for o in select_opts:
+        if o not in ("SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"):
+            raise bad(f"Unknown LIST selection option {o[:30]}")
+    if "RECURSIVEMATCH" in select_opts and not ({"SUBSCRIBED"} & set(select_opts)):
+        raise bad("RECURSIVEMATCH needs another selection option")
+    want_subscribed = "SUBSCRIBED" in select_opts
+    want_special_only = "SPECIAL-USE" in select_opts
+    ret_subscribed = want_subscribed
+    status_items: list[str] | None = None
+    i = 0
+    while i < len(return_opts):
+        o = str(return_opts[i]).upper()
+        if o == "SUBSCRIBED":
+            ret_subscribed = True
+        elif o in ("CHILDREN", "SPECIAL-USE"):
+            pass
+        elif o == "STATUS" and i + 1 < len(return_opts):
+            status_items = _status_items(return_opts[i + 1])
+            i += 1
+        else:
+            raise bad(f"Unknown LIST return option {o[:30]}")
+        i += 1
+    if cmd.name == "LIST" and not extended and len(patterns) == 1 and patterns[0] == "":
+        # RFC 3501 §6.3.8: the hierarchy delimiter and root name.
+        session.untagged("LIST", [Atom("\\Noselect")], b"/", b"")
+        return "LIST completed"
+    infos = await session.blocking(session.account.list_mailboxes)
+    regexes = [pattern_regex(reference, p) for p in patterns if p != ""]
+    existing = {i.name: i for i in infos}
+    lines = []
+    listed = []
+    lsub = cmd.name == "LSUB"
+    for info in sorted(infos, key=lambda i: (i.name != "INBOX", i.name)):
+        if not any(r.match(info.name) for r in regexes):
+            continue
+        if (lsub or want_subscribed) and not info.subscribed:
+            continue
+        if want_special_only and not info.special_use:
+            continue
+        attrs = ["\\HasChildren" if info.has_children else "\\HasNoChildren"]
+        if info.special_use and not lsub:
+            attrs.append(info.special_use)
+        if ret_subscribed and info.subscribed and not lsub:
+            attrs.append("\\Subscribed")
+        lines.append(serialize.untagged(cmd.name, [Atom(a) for a in attrs], b"/",
+                                        wire_name(session, info.name)))
+        listed.append(info.name)
+    if not (lsub or want_subscribed or want_special_only):
+        # "%" can name a level that exists only as a parent path: show it \Noselect (§6.3.8).
+        implied = set()
+        for info in infos:
+            parts = info.name.split("/")
+            for n in range(1, len(parts)):
+                parent = "/".join(parts[:n])
+                if parent not in existing and any(r.match(parent) for r in regexes):
+                    implied.add(parent)
+        for parent in sorted(implied):
+            lines.append(serialize.untagged("LIST", [Atom("\\Noselect"), Atom("\\HasChildren")], b"/",
+                                            wire_name(session, parent)))
+    session.send(b"".join(lines))
+    if status_items:
+        for name in listed:
+            try:
+                values = await _status_values(session, name, status_items)
+            except ImapError:
+                continue
+            session.untagged("STATUS", wire_name(session, name), values)
+    return f"{cmd.name} completed"
+
+
+# --- STATUS (RFC 3501 §6.3.10) --------------------------------------------------------------
+
+async def _status_values(session, name: str, items: list[str]) -> list:
+    from pymail.store.errors import StoreError
+    from pymail.imap.session import store_error
+
+    account = session.account
+    view = session.selected if session.selected is not None and session.selected.name == name else None
+    limit = session.settings.max_literal_size
+
+    def read():
+        if view is not None:
+            return values(view.mailbox)
+        with account.mailbox(name) as mb:
+            return values(mb)
+
+    def values(mb):
+        out = []
+        for item in items:
+            if item == "MESSAGES":
+                v = view.exists if view is not None else mb.count()
+            elif item == "RECENT":
+                v = len(view.recent) if view is not None else 0
+            elif item == "UIDNEXT":
+                v = mb.uidnext
+            elif item == "UIDVALIDITY":
+                v = mb.uidvalidity
+            elif item == "UNSEEN":
+                v = mb.unseen_count()
+            elif item == "HIGHESTMODSEQ":
+                v = mb.highest_modseq
+            elif item == "SIZE":
+                v = mb.size()
+            else:
+                v = limit
+            out += [Atom(item), v]
+        return out
+
+    try:
+        return await session.blocking(read)
+    except StoreError as e:
+        raise store_error(e) from None
+
+
+@command("STATUS", states=AUTHED)
+async def status(session, cmd):
+    if len(cmd.args) != 2:
+        raise bad("STATUS needs a mailbox name and a list of items")
+    name = mailbox_name(session, cmd.args[0])
+    items = _status_items(cmd.args[1])
+    values = await _status_values(session, name, items)
+    session.untagged("STATUS", wire_name(session, name), values)
+    return "STATUS completed"
+
+
+# --- APPEND (RFC 3501 §6.3.11, RFC 4315 APPENDUID) ------------------------------------------
+
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+_DATE_TIME = re.compile(r"([ \d]\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)\Z")
+
+
+def parse_date_time(value: bytes) -> float:
+    m = _DATE_TIME.match(value.decode("ascii", "replace"))
+    if m is None or m.group(2).capitalize() not in MONTHS:
+        raise bad("Bad date-time")
+    day, mon, year, hh, mm, ss, sign, zh, zm = m.groups()
+    try:
+        t = calendar.timegm((int(year), MONTHS.index(mon.capitalize()) + 1, int(day), int(hh), int(mm),
+                             int(ss), 0, 0, 0))
+    except (ValueError, OverflowError):
+        raise bad("Bad date-time") from None
+    offset = (int(zh) * 3600 + int(zm) * 60) * (1 if sign == "+" else -1)
+    return float(t - offset)
+
+
+@command("APPEND", states=AUTHED)
+async def append(session, cmd):
+    from pymail.store.errors import StoreError
+
+    args = list(cmd.args)
+    if len(args) < 2:
+        raise bad("APPEND needs a mailbox name and a message")
+    name = mailbox_name(session, args.pop(0))
+    flags: list[str] = []
+    date = None
+    if args and isinstance(args[0], list):
+        flags = parse_flags(args.pop(0))
+    if len(args) == 2:
+        if not isinstance(args[0], bytes):
+            raise bad("Bad date-time")
+        date = parse_date_time(args.pop(0))
+    if len(args) != 1 or not isinstance(args[0], bytes):
+        raise bad("APPEND needs one message literal")
+    message = args[0]
+    if len(message) > session.settings.max_literal_size:
+        raise ImapError("Message too large", "TOOBIG")
+    if not message:
+        raise bad("Empty message")
+    account = session.account
+
+    def do_append():
+        try:
+            mb = account.mailbox(name)
+        except StoreError as e:
+            if e.code == "NONEXISTENT":
+                raise ImapError("No such mailbox", "TRYCREATE") from None
+            raise
+        with mb:
+            uid = mb.append(message, flags=tuple(flags), internal_date=date)
+            return mb.uidvalidity, uid
+
+    uidvalidity, uid = await session.blocking(do_append)
+    return f"[APPENDUID {uidvalidity} {uid}] APPEND completed"

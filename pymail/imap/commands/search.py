@@ -1,0 +1,214 @@
+"""SEARCH and UID SEARCH (RFC 3501 §6.4.4) with CHARSET UTF-8, ESEARCH (RFC 4731),
+SEARCHRES (RFC 5182) and MODSEQ (RFC 7162 §3.1.5).
+
+Matching is case-insensitive substring on decoded text (RFC 2047 headers, transfer-encoded
+bodies), as Dovecot does. The search runs in a thread; the message text is read only when a key
+needs it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import email
+import email.errors
+import email.header
+import email.policy
+import email.utils
+
+from pymail.imap import mime, serialize
+
+from pymail.imap.searchspec import parse_search
+from pymail.imap.sequence import compress
+from pymail.imap.session import SELECTED, ImapError, command
+
+CHARSETS = {"UTF-8", "US-ASCII"}
+NEEDS_TEXT = {"header", "body", "text"}
+
+def _decode_header(value: str) -> str:
+    try:
+        return str(email.header.make_header(email.header.decode_header(value)))
+    except (ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):
+        return value
+
+def _needle(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace").casefold()
+
+class Message:
+    """Lazily parsed message for header and body keys."""
+
+    def __init__(self, mailbox, uid: int):
+        self.mailbox = mailbox
+        self.uid = uid
+        self._msg = None
+        self._body = None
+
+    @property
+    def msg(self):
+        if self._msg is None:
+            with self.mailbox.open_message(self.uid) as f:
+                raw = mime.to_crlf(f.read())
+            self._msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+        return self._msg
+
+    def headers(self, name: str) -> list[str]:
+        return [_decode_header(str(v)) for v in self.msg.get_all(name, [])]
+
+    def all_headers(self) -> str:
+        return "\n".join(f"{k}: {_decode_header(str(v))}" for k, v in self.msg.items())
+
+    def body(self) -> str:
+        if self._body is None:
+            texts = []
+            for part in self.msg.walk():
+                if part.is_multipart():
+                    continue
+                main = part.get_content_maintype()
+                if main not in ("text", "message"):
+                    continue
+                payload = part.get_payload(decode=True) or b""
+                charset = part.get_content_charset() or "utf-8"
+                try:
+                    texts.append(payload.decode(charset, "replace"))
+                except LookupError:
+                    texts.append(payload.decode("utf-8", "replace"))
+            self._body = "\n".join(texts).casefold()
+        return self._body
+
+    def sent_date(self) -> datetime.date | None:
+        value = self.msg.get("date")
+        if value is None:
+            return None
+        try:
+            return email.utils.parsedate_to_datetime(str(value)).date()
+        except (TypeError, ValueError, IndexError):
+            return None
+
+class Evaluator:
+    def __init__(self, session, view):
+        self.view = view
+        self.saved = set(session.saved_search)
+        self.largest_uid = view.uids[-1] if view.uids else 0
+
+    def match(self, node, seq: int, uid: int, msg: Message) -> bool:
+        kind = node[0]
+        view = self.view
+        rec = view.records.get(uid)
+        if kind == "all":
+            return True
+        if kind == "and":
+            return all(self.match(n, seq, uid, msg) for n in node[1])
+        if kind == "or":
+            return self.match(node[1], seq, uid, msg) or self.match(node[2], seq, uid, msg)
+        if kind == "not":
+            return not self.match(node[1], seq, uid, msg)
+        if kind == "flag":
+            flags = {f.lower() for f in view.flags.get(uid, ())}
+            return (node[1].lower() in flags) == node[2]
+        if kind == "recent":
+            return (uid in view.recent) == node[1]
+        if kind == "new":
+            return uid in view.recent and "\\Seen" not in view.flags.get(uid, ())
+        if kind == "larger":
+            return rec.size > node[1]
+        if kind == "smaller":
+            return rec.size < node[1]
+        if kind == "modseq":
+            return view.modseqs.get(uid, 0) >= node[1]
+        if kind == "seq":
+            if node[1].saved:
+                return uid in self.saved
+            return node[1].contains(seq, len(view.uids))
+        if kind == "uid":
+            if node[1].saved:
+                return uid in self.saved
+            return node[1].contains(uid, self.largest_uid)
+        if kind == "date":
+            _, op, which, date = node
+            day = None
+            if which == "sent":
+                day = msg.sent_date()
+            if day is None:
+                day = datetime.datetime.fromtimestamp(rec.internal_date, datetime.timezone.utc).date()
+            return day < date if op == "before" else day == date if op == "on" else day >= date
+        if kind == "header":
+            needle = _needle(node[2])
+            values = msg.headers(node[1])
+            if not needle:
+                return bool(values)
+            return any(needle in v.casefold() for v in values)
+        if kind == "body":
+            return _needle(node[1]) in msg.body()
+        if kind == "text":
+            needle = _needle(node[1])
+            return needle in msg.all_headers().casefold() or needle in msg.body()
+        raise ImapError("Unsupported search key")
+
+def run_search(session, view, tree) -> list[tuple[int, int]]:
+    ev = Evaluator(session, view)
+    out = []
+    for i, uid in enumerate(list(view.uids)):
+        if uid in view.gone:
+            continue
+        if ev.match(tree, i + 1, uid, Message(view.mailbox, uid)):
+            out.append((i + 1, uid))
+    return out
+
+def _uses_modseq(node) -> bool:
+    if node[0] == "modseq":
+        return True
+    if node[0] == "and":
+        return any(_uses_modseq(n) for n in node[1])
+    if node[0] in ("or",):
+        return _uses_modseq(node[1]) or _uses_modseq(node[2])
+    if node[0] == "not":
+        return _uses_modseq(node[1])
+    return False
+
+@command("SEARCH", states=(SELECTED,), uid=True, allow_expunge=False)
+async def search(session, cmd):
+    charset, returns, tree = parse_search(cmd.args)
+    if charset is not None and charset not in CHARSETS:
+        raise ImapError("Unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
+    view = session.selected
+    found = await session.blocking(run_search, session, view, tree)
+    numbers = [u if cmd.uid else s for s, u in found]
+    modseq = None
+    if _uses_modseq(tree) and found:
+        modseq = max(view.modseqs.get(u, 0) for _, u in found)
+    if returns is None:
+        text = "SEARCH" + "".join(f" {n}" for n in numbers)
+        if modseq is not None:
+            text += f" (MODSEQ {modseq})"
+        session.untagged(text)
+        return "SEARCH completed"
+    opts = set(returns) or {"ALL"}
+    if opts == {"SAVE"}:
+        session.saved_search = [u for _, u in found]
+        return "SEARCH completed"
+    if "SAVE" in opts:
+        if opts & {"MIN", "MAX"} and not opts & {"ALL", "COUNT"}:
+            keep = set()
+            if found and "MIN" in opts:
+                keep.add(found[0][1])
+            if found and "MAX" in opts:
+                keep.add(found[-1][1])
+            session.saved_search = sorted(keep)
+        else:
+            session.saved_search = [u for _, u in found]
+    parts = ["ESEARCH", f'(TAG {serialize.string(cmd.tag).decode()})']
+    if cmd.uid:
+        parts.append("UID")
+    if numbers:
+        if "MIN" in opts:
+            parts.append(f"MIN {min(numbers)}")
+        if "MAX" in opts:
+            parts.append(f"MAX {max(numbers)}")
+        if "ALL" in opts:
+            parts.append(f"ALL {compress(numbers)}")
+    if "COUNT" in opts:
+        parts.append(f"COUNT {len(numbers)}")
+    if modseq is not None:
+        parts.append(f"MODSEQ {modseq}")
+    session.untagged(" ".join(parts))
+    return "SEARCH completed"
+

@@ -1,0 +1,266 @@
+"""The thin Twisted side of IMAP: bytes in, framed commands to the session, bytes out.
+
+A byte-level ``Protocol`` (not ``IMAP4Server``, not ``LineReceiver``): ``CommandFramer`` cuts
+commands (literals included), a single coroutine runs them one at a time in arrival order, and
+reading pauses while too many pipelined commands wait. Implements the ``io`` side the session
+expects (``send``, ``next_line``, ``start_tls``, ``close``, ``claim_user``, ``is_secure``).
+
+Limits (issue 4): line length and literal size (``CommandFramer``; a too-big synchronising
+literal is refused before any byte of it is read), commands in flight (back-pressure), nesting
+depth (parser), connections per IP (at connect) and per user (at login), autologout (RFC 3501
+§5.4, re-armed by any input, IDLE included).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+
+from twisted.internet import defer
+from twisted.internet.interfaces import ISSLTransport
+from twisted.internet.protocol import Factory, Protocol
+
+from pymail.imap import serialize
+from pymail.imap.parser import (CommandFramer, Continue, Fatal, Frame, ParseError, Refused,
+                                parse_command)
+from pymail.imap.session import LOGOUT, Session
+from pymail.imap.settings import ImapSettings
+
+log = logging.getLogger("pymail.imap")
+
+_CLOSED = object()
+
+
+def _is_starttls(data: bytes) -> bool:
+    parts = data.split(None, 2)
+    return len(parts) == 2 and parts[1].upper() == b"STARTTLS"
+
+
+class ImapProtocol(Protocol):
+    CLOSED = _CLOSED
+
+    def __init__(self, factory: "ImapFactory"):
+        self.factory = factory
+        self.settings: ImapSettings = factory.settings
+        self.framer = CommandFramer(self.settings.max_line_length, self.settings.max_literal_size)
+        self.session = Session(factory.ctx, factory.listener, self.settings, self)
+        self._inbox: collections.deque = collections.deque()
+        self._waiter: defer.Deferred | None = None
+        self._discard = False  # after a STARTTLS line, until TLS starts (RFC 3501 §6.2.1)
+        self._paused = False
+        self._closed = False
+        self._autologout = None
+        self._user: str | None = None
+        self.remote_ip = "0.0.0.0"
+
+    # --- connection ------------------------------------------------------------------------
+    def connectionMade(self) -> None:
+        peer = self.transport.getPeer()
+        self.remote_ip = getattr(peer, "host", "0.0.0.0")
+        if not self.factory.claim_ip(self.remote_ip):
+            self._ip_claimed = False
+            self.transport.write(b"* BYE [UNAVAILABLE] Too many connections from your address\r\n")
+            self._closed = True
+            self.transport.loseConnection()
+            return
+        self._ip_claimed = True
+        self._arm_autologout()
+        caps = " ".join(self.session.capabilities())
+        self.transport.write(f"* OK [CAPABILITY {caps}] {self.factory.hostname} IMAP4rev1 ready\r\n".encode())
+        defer.ensureDeferred(self._run()).addErrback(self._crashed)
+
+    def connectionLost(self, reason=None) -> None:
+        self._closed = True
+        if self._autologout is not None and self._autologout.active():
+            self._autologout.cancel()
+        if getattr(self, "_ip_claimed", False):
+            self.factory.release_ip(self.remote_ip)
+            self._ip_claimed = False
+        if self._user is not None:
+            self.factory.release_user(self._user)
+            self._user = None
+        self._push(_CLOSED)
+
+    def _crashed(self, failure) -> None:
+        log.error("imap session crashed: %s", failure.getTraceback())
+        self.close()
+
+    # --- input -----------------------------------------------------------------------------
+    def dataReceived(self, data: bytes) -> None:
+        self._arm_autologout()
+        if self._discard or self._closed:
+            return
+        for ev in self.framer.feed(data):
+            if isinstance(ev, Continue):
+                self.transport.write(serialize.continuation("Ready"))
+                continue
+            self._push(ev)
+            if isinstance(ev, Frame) and _is_starttls(ev.data):
+                # Anything after the STARTTLS line in this read is plaintext the client had no
+                # right to send: drop it, never run it (RFC 3207 §4.2, RFC 2595 §3.1).
+                self.framer.take_rest()
+                self._discard = True
+                break
+            if isinstance(ev, Fatal):
+                break
+        if len(self._inbox) >= self.settings.max_commands_in_flight and not self._paused:
+            self._paused = True
+            self.transport.pauseProducing()
+
+    def _push(self, ev) -> None:
+        if self._waiter is not None:
+            w, self._waiter = self._waiter, None
+            w.callback(ev)
+        else:
+            self._inbox.append(ev)
+
+    async def _next_event(self, timeout: float | None = None):
+        if self._inbox:
+            ev = self._inbox.popleft()
+            if self._paused and len(self._inbox) < self.settings.max_commands_in_flight // 2:
+                self._paused = False
+                self.transport.resumeProducing()
+            return ev
+        if self._closed:
+            return _CLOSED
+        from twisted.internet import reactor
+
+        d = defer.Deferred()
+        self._waiter = d
+        timer = None
+        if timeout is not None:
+            def expire():
+                if self._waiter is d:
+                    self._waiter = None
+                    d.callback(None)
+            timer = reactor.callLater(timeout, expire)
+        ev = await d
+        if timer is not None and timer.active():
+            timer.cancel()
+        return ev
+
+    async def next_line(self, timeout: float | None = None):
+        """The next raw client line for a running command (AUTHENTICATE, IDLE's DONE);
+        None on timeout; ``CLOSED`` when the connection ended."""
+        ev = await self._next_event(timeout)
+        if ev is None or ev is _CLOSED:
+            return ev
+        if isinstance(ev, Frame):
+            return ev.data
+        self._handle_non_frame(ev)
+        return _CLOSED if isinstance(ev, Fatal) else b""
+
+    def _handle_non_frame(self, ev) -> None:
+        if isinstance(ev, Refused):
+            self.send(serialize.tagged(ev.tag, "NO", f"[TOOBIG] Literal of {ev.size} bytes is over the "
+                                                      f"{self.settings.max_literal_size} byte limit"))
+        elif isinstance(ev, Fatal):
+            self.send(f"* BYE {ev.message}\r\n".encode())
+            self.close()
+
+    async def _run(self) -> None:
+        while True:
+            ev = await self._next_event()
+            if ev is _CLOSED:
+                break
+            if not isinstance(ev, Frame):
+                self._handle_non_frame(ev)
+                if isinstance(ev, Fatal):
+                    break
+                continue
+            try:
+                cmd = parse_command(ev.data)
+            except ParseError as e:
+                self.send(serialize.tagged(e.tag or "*", "BAD", str(e)))
+                continue
+            try:
+                await self.session.execute(cmd)
+            except Exception:
+                log.exception("imap: %s failed", cmd.name)
+                self.send(serialize.tagged(cmd.tag, "NO", "[SERVERBUG] Internal error; see the server log"))
+            if cmd.name == "STARTTLS":
+                self._discard = False
+            if self.session.state == LOGOUT or self._closed:
+                break
+        await self.session.close()
+
+    # --- what the session calls ------------------------------------------------------------
+    def send(self, data: bytes) -> None:
+        if not self._closed:
+            self.transport.write(data)
+
+    def is_secure(self) -> bool:
+        return ISSLTransport.providedBy(self.transport) or self.session.tls_started
+
+    def start_tls(self) -> None:
+        self.framer.take_rest()
+        self.transport.startTLS(self.factory.ctx.tls)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.transport.loseConnection()
+
+    def claim_user(self, address: str) -> bool:
+        if self._user is not None:
+            return True
+        if not self.factory.claim_user(address):
+            return False
+        self._user = address
+        return True
+
+    # --- autologout (RFC 3501 §5.4) --------------------------------------------------------
+    def _arm_autologout(self) -> None:
+        from twisted.internet import reactor
+
+        if self._autologout is not None and self._autologout.active():
+            self._autologout.reset(self.settings.autologout)
+            return
+        self._autologout = reactor.callLater(self.settings.autologout, self._autologout_fired)
+
+    def _autologout_fired(self) -> None:
+        self.send(b"* BYE Autologout; idle for too long\r\n")
+        self.close()
+
+
+class ImapFactory(Factory):
+    def __init__(self, ctx, listener, settings: ImapSettings | None = None):
+        self.ctx = ctx
+        self.listener = listener
+        config = getattr(ctx, "config", None)
+        self.settings = settings or getattr(config, "imap", None) or ImapSettings()
+        self.hostname = getattr(ctx, "hostname", "localhost")
+        self.per_ip: collections.Counter = collections.Counter()
+        self.per_user: collections.Counter = collections.Counter()
+
+    def buildProtocol(self, addr):
+        p = ImapProtocol(self)
+        p.factory = self
+        return p
+
+    def claim_ip(self, ip: str) -> bool:
+        if self.per_ip[ip] >= self.settings.max_connections_per_ip:
+            return False
+        self.per_ip[ip] += 1
+        return True
+
+    def release_ip(self, ip: str) -> None:
+        self.per_ip[ip] -= 1
+        if self.per_ip[ip] <= 0:
+            del self.per_ip[ip]
+
+    def claim_user(self, user: str) -> bool:
+        if self.per_user[user] >= self.settings.max_connections_per_user:
+            return False
+        self.per_user[user] += 1
+        return True
+
+    def release_user(self, user: str) -> None:
+        self.per_user[user] -= 1
+        if self.per_user[user] <= 0:
+            del self.per_user[user]
+
+
+def make_factory(ctx, listener) -> ImapFactory:
+    """The protocol factory for one IMAP listener (docs/seams.md, "Protocol factories")."""
+    return ImapFactory(ctx, listener)

@@ -1,0 +1,190 @@
+"""The selected mailbox as this session sees it: sequence numbers, flags, \\Recent, pending
+expunges (RFC 3501 §2.3.1.2, §5.2, §7.4.1).
+
+All methods are blocking (store I/O) and run in a thread, one at a time per session. Changes made
+by other sessions or processes are learnt with ``Mailbox.sync()`` and turned into untagged
+responses at command boundaries; expunges are held back while a FETCH, STORE or SEARCH by
+sequence number runs (RFC 3501 §7.4.1), so sequence numbers never shift under a client.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+from pymail.imap import serialize
+from pymail.imap.parser import Atom
+
+
+class SelectedMailbox:
+    def __init__(self, name: str, mailbox, readonly: bool):
+        self.name = name
+        self.mailbox = mailbox
+        self.readonly = readonly
+        self.uids: list[int] = []
+        self.flags: dict[int, frozenset] = {}
+        self.modseqs: dict[int, int] = {}
+        self.records: dict[int, object] = {}  # uid → MessageRecord (size, internal date)
+        self.recent: set[int] = set()
+        self.gone: set[int] = set()  # expunged in the store, not yet announced
+        self.uidnext = 0
+        self.keywords: set[str] = set()
+        self.condstore = False  # send MODSEQ in FETCH updates (RFC 7162 §3.2)
+
+    # --- opening -------------------------------------------------------------------------
+    def open(self) -> None:
+        mb = self.mailbox
+        mb.sync()
+        for r in mb.records():
+            self.uids.append(r.uid)
+            self.flags[r.uid] = r.flags
+            self.modseqs[r.uid] = r.modseq
+            self.records[r.uid] = r
+        if not self.readonly:
+            self.recent = set(mb.claim_recent()) & set(self.uids)
+        self.uidnext = mb.uidnext
+        self._announced_exists = len(self.uids)
+        self._note_keywords()
+
+    def _note_keywords(self) -> None:
+        for fl in self.flags.values():
+            for f in fl:
+                if not f.startswith("\\"):
+                    self.keywords.add(f)
+
+    @property
+    def exists(self) -> int:
+        return len(self.uids)
+
+    def seq_of(self, uid: int) -> int | None:
+        i = bisect.bisect_left(self.uids, uid)
+        return i + 1 if i < len(self.uids) and self.uids[i] == uid else None
+
+    def first_unseen_seq(self) -> int | None:
+        for i, uid in enumerate(self.uids):
+            if "\\Seen" not in self.flags.get(uid, ()):
+                return i + 1
+        return None
+
+    def flag_names(self) -> list[str]:
+        return ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"] + sorted(self.keywords)
+
+    # --- resolving sets --------------------------------------------------------------------
+    def select(self, seqset, by_uid: bool) -> list[tuple[int, int]]:
+        """(seq, uid) pairs named by a sequence set, in ascending order."""
+        if not self.uids:
+            return []
+        out: list[tuple[int, int]] = []
+        if by_uid:
+            largest = self.uids[-1]
+            for low, high in seqset.resolve(largest):
+                i = bisect.bisect_left(self.uids, low)
+                while i < len(self.uids) and self.uids[i] <= high:
+                    out.append((i + 1, self.uids[i]))
+                    i += 1
+        else:
+            n = len(self.uids)
+            for low, high in seqset.resolve(n):
+                for seq in range(max(low, 1), min(high, n) + 1):
+                    out.append((seq, self.uids[seq - 1]))
+        return sorted(set(out))
+
+    def seq_set_valid(self, seqset) -> bool:
+        """A message sequence number beyond EXISTS is an error (RFC 3501 §9, seq-number)."""
+        n = len(self.uids)
+        return all((low is None or low <= n) and (high is None or high <= n)
+                   for low, high in seqset.ranges)
+
+    # --- updates ---------------------------------------------------------------------------
+    def fetch_line(self, uid: int, with_uid: bool) -> bytes | None:
+        seq = self.seq_of(uid)
+        if seq is None:
+            return None
+        items: list = []
+        if with_uid:
+            items += [Atom("UID"), uid]
+        items += [Atom("FLAGS"), self.flag_atoms(uid)]
+        if self.condstore:
+            items += [Atom("MODSEQ"), [self.modseqs.get(uid, 0)]]
+        return serialize.untagged(seq, "FETCH", items)
+
+    def flag_atoms(self, uid: int) -> list:
+        flags = sorted(self.flags.get(uid, ()))
+        if uid in self.recent:
+            flags.append("\\Recent")
+        return [Atom(f) for f in flags]
+
+    def apply_records(self, records) -> None:
+        for r in records:
+            if r.uid in self.flags:
+                self.flags[r.uid] = r.flags
+                self.modseqs[r.uid] = r.modseq
+        self._note_keywords()
+
+    def refresh(self, allow_expunge: bool, with_uid: bool = False) -> list[bytes]:
+        """Untagged responses for what changed since the last refresh."""
+        mb = self.mailbox
+        res = mb.sync()
+        out: list[bytes] = []
+        changed_flags: list[int] = []
+        if res.added or res.expunged or res.flag_changes:
+            current = {r.uid: r for r in mb.records()}
+            known = set(self.uids)
+            for uid in self.uids:
+                if uid not in current:
+                    self.gone.add(uid)
+            for uid in list(res.flag_changes) + [u for u in self.uids if u in current and
+                                                  current[u].flags != self.flags.get(u)]:
+                r = current.get(uid)
+                if r is not None and uid in known and uid not in self.gone and r.flags != self.flags.get(uid):
+                    self.flags[uid] = r.flags
+                    self.modseqs[uid] = r.modseq
+                    changed_flags.append(uid)
+            new = sorted(u for u in current if u not in known and u > (self.uids[-1] if self.uids else 0))
+            old_keywords = set(self.keywords)
+            if new:
+                for uid in new:
+                    self.uids.append(uid)
+                    self.flags[uid] = current[uid].flags
+                    self.modseqs[uid] = current[uid].modseq
+                    self.records[uid] = current[uid]
+                if not self.readonly:
+                    self.recent |= set(mb.claim_recent()) & set(new)
+                self.uidnext = max(mb.uidnext, self.uids[-1] + 1)
+            self._note_keywords()
+            if self.keywords != old_keywords:
+                out.append(serialize.untagged("FLAGS", [Atom(f) for f in self.flag_names()]))
+        if allow_expunge and self.gone:
+            out += self.announce_expunges(self.gone)
+        seen_lines = set()
+        for uid in changed_flags:
+            if uid in seen_lines:
+                continue
+            seen_lines.add(uid)
+            line = self.fetch_line(uid, with_uid)
+            if line:
+                out.append(line)
+        if res.added or res.expunged or res.flag_changes:
+            if self._announced_exists != len(self.uids):
+                out.append(serialize.untagged(len(self.uids), "EXISTS"))
+                out.append(serialize.untagged(len(self.recent), "RECENT"))
+        self._announced_exists = len(self.uids)
+        return out
+
+    _announced_exists = -1
+
+    def announce_expunges(self, uids) -> list[bytes]:
+        """``* n EXPUNGE`` for each uid still in the view, highest sequence first."""
+        out = []
+        for uid in sorted(set(uids), reverse=True):
+            seq = self.seq_of(uid)
+            if seq is None:
+                continue
+            out.append(serialize.untagged(seq, "EXPUNGE"))
+            del self.uids[seq - 1]
+            self.flags.pop(uid, None)
+            self.modseqs.pop(uid, None)
+            self.records.pop(uid, None)
+            self.recent.discard(uid)
+        self.gone -= set(uids)
+        self._announced_exists = len(self.uids)
+        return out
