@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections import OrderedDict
 from typing import Any, BinaryIO
@@ -50,6 +51,18 @@ class SizeCache:
 
 
 SIZES = SizeCache()
+
+
+def dovecot_uidl_format(fmt: str) -> str:
+    """Dovecot's ``pop3_uidl_format`` in the dialect of ``Mailbox.pop3_uidl``.
+
+    In Dovecot's variable expansion the ``X`` modifier prints *lower-case* hex (``%llx`` in
+    var-expand.c; Dovecot 2.3.19 shows ``000000016553f100`` for UID 1, UIDVALIDITY 1700000000),
+    while the store formats ``X`` as upper case and ``x`` as lower case. Asking the store for
+    ``x`` gives the UIDLs a client saw from Dovecot.
+    """
+    return re.sub(r"%(?:%|(\d*)X)",
+                  lambda m: m.group(0) if m.group(0) == "%%" else f"%{m.group(1)}x", fmt)
 
 
 def _ends_with_newline(fileobj: BinaryIO) -> bool:
@@ -115,13 +128,14 @@ class MaildropSession:
         try:
             self.mailbox.sync()
             uidvalidity = int(self.mailbox.uidvalidity)
+            store_format = dovecot_uidl_format(uidl_format)
             messages = []
             for record in self.mailbox.records():
                 size = self._size(uidvalidity, record)
                 if size is None:
                     continue  # expunged by another session while we listed
                 messages.append(MessageInfo(record.uid, size,
-                                            self.mailbox.pop3_uidl(record.uid, uidl_format)))
+                                            self.mailbox.pop3_uidl(record.uid, store_format)))
         except StoreError as exc:
             log.error("pop3: cannot list the maildrop of %s: %s", self.user, exc)
             raise Pop3Error("Unable to read your mailbox, try again later", "SYS/TEMP") from None

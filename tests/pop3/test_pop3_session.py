@@ -331,7 +331,7 @@ def test_uidl_stable_across_sessions(pop3env):
     pop.quit()
     with pop3env.inbox() as mailbox:
         v = mailbox.uidvalidity
-        expected = [b"%d %08X%08X" % (n, uid, v) for n, uid in enumerate(pop3env.uids(), 1)]
+        expected = [b"%d %08x%08x" % (n, uid, v) for n, uid in enumerate(pop3env.uids(), 1)]
     assert first == expected
 
 
