@@ -30,30 +30,29 @@ from pymail.queue.errors import PermanentFailure, TemporaryFailure
 
 
 class SmtpClient(smtplib.SMTP):
-    def send_file_data(self, path: Path, prefix_check=None) -> tuple[int, bytes]:
-        """DATA with the body streamed from ``path``: CRLF line ends, dot-stuffed (RFC 5321 §4.5.2)."""
+    def send_file_data(self, path: Path) -> tuple[int, bytes]:
+        """DATA with the body streamed from ``path`` (RFC 5321 §4.5.2).
+
+        Every line end (CRLF, bare LF, bare CR) goes out as CRLF and each line is dot-stuffed
+        after that, so no byte sequence a client smuggled into a message can end our DATA early
+        at the next server (SMTP smuggling).
+        """
         code, msg = self.docmd("data")
         if code != 354:
             return code, msg
         with open(path, "rb") as f:
             batch: list[bytes] = []
             size = 0
-            last = b"\r\n"
-            for line in f:
-                if line.endswith(b"\r\n"):
-                    pass
-                elif line.endswith(b"\n"):
-                    line = line[:-1] + b"\r\n"
-                if line.startswith(b"."):
-                    line = b"." + line
-                batch.append(line)
-                size += len(line)
-                last = line
+            for raw in f:
+                content = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1] if raw.endswith(b"\n") else raw
+                for line in content.split(b"\r"):
+                    if line.startswith(b"."):
+                        line = b"." + line
+                    batch.append(line + b"\r\n")
+                    size += len(line) + 2
                 if size >= 64 * 1024:
                     self.send(b"".join(batch))
                     batch, size = [], 0
-            if not last.endswith(b"\r\n"):
-                batch.append(b"\r\n")
             batch.append(b".\r\n")
             self.send(b"".join(batch))
         return self.getreply()

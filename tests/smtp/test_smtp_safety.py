@@ -1,0 +1,207 @@
+"""Regression tests for the dangerous corners: STARTTLS injection, smuggling, size, limits, order."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import socket
+import time
+
+import pytest
+
+
+def connect(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    f = s.makefile("rb")
+    assert f.readline().startswith(b"220")
+    return s, f
+
+
+def read_reply(f) -> list[bytes]:
+    lines = []
+    while True:
+        line = f.readline()
+        if not line:
+            raise ConnectionError("closed")
+        lines.append(line)
+        if line[3:4] != b"-":
+            return lines
+
+
+def test_starttls_injection_is_discarded(mailsys, client_ssl_context):
+    port = mailsys.listen("mx")
+    s, f = connect(port)
+    s.sendall(b"EHLO c\r\n")
+    read_reply(f)
+    s.sendall(b"STARTTLS\r\nNOOP\r\nMAIL FROM:<evil@ext.test>\r\n")  # one segment
+    assert f.readline().startswith(b"220")
+    tls = client_ssl_context.wrap_socket(s)
+    tf = tls.makefile("rb")
+    tls.sendall(b"EHLO c\r\n")
+    first = read_reply(tf)
+    assert first[0].startswith(b"250-mx.test"), first  # not the injected NOOP's "250 2.0.0 OK"
+    tls.sendall(b"RCPT TO:<alice@example.org>\r\n")
+    assert read_reply(tf)[0].startswith(b"503")  # the injected MAIL was never seen
+    tls.close()
+
+
+def data_session(port, body: bytes) -> list[bytes]:
+    s, f = connect(port)
+    s.sendall(b"EHLO c\r\nMAIL FROM:<a@ext.test>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n")
+    for _ in range(4):
+        read_reply(f)
+    s.sendall(body)
+    s.settimeout(0.5)
+    replies = []
+    try:
+        while True:
+            replies.append(read_reply(f)[-1])
+    except (socket.timeout, ConnectionError):
+        pass
+    s.close()
+    return replies
+
+
+@pytest.mark.parametrize("marker", [b"\n.\n", b"\n.\r\n", b"\r\n.\n", b"\r.\r", b"\r\n.\r", b"\r.\r\n"])
+def test_smtp_smuggling_bare_lf_or_cr_dot_does_not_end_data(mailsys, marker):
+    mailsys.queue.runner.stop()
+    port = mailsys.listen("mx")
+    smuggled = (b"Subject: one\r\n\r\nfirst" + marker + b"MAIL FROM:<admin@example.org>\r\n"
+                b"RCPT TO:<bob@example.org>\r\nDATA\r\nSubject: forged\r\n\r\nforged\r\n.\r\n")
+    replies = data_session(port, smuggled)
+    assert len(replies) == 1 and replies[0].startswith(b"250 2.0.0 Ok: queued as"), replies
+    ids = mailsys.queued()
+    assert len(ids) == 1
+    env = json.loads(mailsys.queue.dir.env_path(ids[0]).read_bytes())
+    assert [r["address"] for r in env["recipients"]] == ["alice@example.org"]
+    data = mailsys.queue.dir.data_path(ids[0]).read_bytes()
+    assert b"MAIL FROM:<admin@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nSubject: forged" in data
+
+
+def test_oversize_message_refused_and_nothing_kept(mailsys):
+    mailsys.smtp.max_message_size = 2000
+    port = mailsys.listen("mx")
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+        c.ehlo("c")
+        assert c.esmtp_features["size"] == "2000"
+        code, msg = c.mail("a@ext.test", ["SIZE=5000"])
+        assert (code, msg[:5]) == (552, b"5.3.4")
+        c.rset()
+        c.mail("a@ext.test")
+        c.rcpt("alice@example.org")
+        code, msg = c.data(b"Subject: big\r\n\r\n" + b"x" * 70 + b"\r\n" * 100 + (b"y" * 998 + b"\r\n") * 5)
+        assert (code, msg[:5]) == (552, b"5.3.4")
+        # BDAT: the chunk is refused before it is stored
+        c.mail("a@ext.test")
+        c.rcpt("alice@example.org")
+        c.send(b"BDAT 3000 LAST\r\n" + b"z" * 3000)
+        assert c.getreply()[0] == 552
+        assert c.noop()[0] == 250
+    time.sleep(0.3)
+    assert not mailsys.queued()
+    assert not list(mailsys.queue.dir.tmp.iterdir())
+    assert not list(mailsys.queue.dir.data.iterdir())
+
+
+def test_pipelined_commands_answered_in_order(mailsys):
+    port = mailsys.listen("mx")
+    s, f = connect(port)
+    s.sendall(b"EHLO c\r\nMAIL FROM:<a@ext.test>\r\nRCPT TO:<alice@example.org>\r\nRCPT TO:<nobody@example.org>\r\n"
+              b"RCPT TO:<bob@example.org>\r\nNOOP\r\nDATA\r\n")
+    codes = [read_reply(f)[-1][:3] for _ in range(7)]
+    assert codes == [b"250", b"250", b"250", b"550", b"250", b"250", b"354"]
+    s.sendall(b"Subject: p\r\n\r\nhi\r\n.\r\nRSET\r\nMAIL FROM:<a@ext.test>\r\nRCPT TO:<bob@example.org>\r\n"
+              b"BDAT 4\r\nab\r\nBDAT 0 LAST\r\nQUIT\r\n")
+    codes = [read_reply(f)[-1][:3] for _ in range(7)]
+    assert codes == [b"250", b"250", b"250", b"250", b"250", b"250", b"221"]
+    s.close()
+    mailsys.wait_for(lambda: len(mailsys.inbox("bob@example.org")) == 2, what="two messages for bob")
+
+
+def test_recipient_limit(mailsys):
+    mailsys.smtp.max_recipients = 2
+    port = mailsys.listen("mx")
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+        c.ehlo("c")
+        c.mail("a@ext.test")
+        assert c.rcpt("alice@example.org")[0] == 250
+        assert c.rcpt("bob@example.org")[0] == 250
+        code, msg = c.rcpt("sales@example.org")
+        assert (code, msg[:5]) == (452, b"4.5.3")
+
+
+def test_line_length_limit(mailsys):
+    mailsys.smtp.max_line_length = 512
+    port = mailsys.listen("mx")
+    s, f = connect(port)
+    s.sendall(b"EHLO c\r\nMAIL FROM:<" + b"a" * 2000 + b"@ext.test>\r\nNOOP\r\n")
+    assert [read_reply(f)[-1][:9] for _ in range(3)] == [b"250 START", b"500 5.5.6", b"250 2.0.0"]
+    s.close()
+
+
+def test_connections_per_ip_limit(mailsys):
+    mailsys.smtp.max_connections_per_ip = 2
+    port = mailsys.listen("mx")
+    a, fa = connect(port)
+    b, fb = connect(port)
+    c = socket.create_connection(("127.0.0.1", port), timeout=10)
+    assert c.makefile("rb").readline().startswith(b"421 mx.test Too many connections")
+    c.close()
+    a.close()
+    time.sleep(0.3)
+    d, fd = connect(port)  # a slot is free again
+    for s in (b, d):
+        s.close()
+
+
+def test_idle_and_slow_clients_are_cut_off(mailsys):
+    mailsys.smtp.idle_timeout = 0.5
+    port = mailsys.listen("mx")
+    s, f = connect(port)
+    s.sendall(b"EHLO c\r\n")
+    read_reply(f)
+    for _ in range(4):  # a byte every 0.2 s is no command at all: still cut off
+        s.sendall(b"N")
+        time.sleep(0.2)
+    assert f.readline().startswith(b"421 4.4.2")
+    assert f.readline() == b""
+    s.close()
+
+
+def test_bad_command_limit(mailsys):
+    mailsys.smtp.max_bad_commands = 3
+    port = mailsys.listen("mx")
+    s, f = connect(port)
+    s.sendall(b"FOO\r\n" * 6)
+    codes = [read_reply(f)[-1][:3] for _ in range(5)]
+    assert codes == [b"500"] * 4 + [b"421"]
+    assert f.readline() == b""
+    s.close()
+
+
+def test_dsn_and_esmtp_parameters_are_kept_in_the_envelope(mailsys):
+    mailsys.queue.runner.stop()
+    port = mailsys.listen("mx")
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+        c.ehlo("c")
+        for ext in ("pipelining", "8bitmime", "enhancedstatuscodes", "smtputf8", "dsn", "chunking", "starttls"):
+            assert c.has_extn(ext), ext
+        assert c.mail("a@ext.test", ["RET=HDRS", "ENVID=abc+2Bdef", "BODY=8BITMIME", "SMTPUTF8"])[0] == 250
+        assert c.rcpt("alice@example.org", ["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;Alice+40example.org"])[0] == 250
+        assert c.rcpt("bob@example.org", ["NOTIFY=NEVER"])[0] == 250
+        assert c.rcpt("bob@example.org", ["NOTIFY=NEVER,SUCCESS"])[0] == 501
+        assert c.data("Subject: ü\r\n\r\nÄ\r\n".encode())[0] == 250
+    env = json.loads(mailsys.queue.dir.env_path(mailsys.queued()[0]).read_bytes())
+    assert (env["ret"], env["envid"], env["body"], env["smtputf8"]) == ("HDRS", "abc+def", "8BITMIME", True)
+    alice, bob = env["recipients"]
+    assert alice["notify"] == ["SUCCESS", "FAILURE"] and alice["orcpt"] == "rfc822;Alice@example.org"
+    assert bob["notify"] == ["NEVER"]
+
+
+def test_non_ascii_address_needs_smtputf8(mailsys):
+    port = mailsys.listen("mx")
+    s, f = connect(port)
+    s.sendall(b"EHLO c\r\nMAIL FROM:<j\xc3\xb6rg@ext.test>\r\n")
+    read_reply(f)
+    assert read_reply(f)[-1].startswith(b"553 5.6.7")
+    s.close()
