@@ -136,28 +136,41 @@ class Directory:
                     quota_messages: int | None = None, enabled: bool = True,
                     replace: bool = False) -> UserRecord:
         """Add a user with an existing hash (a Dovecot passwd-file line), kept as it is."""
-        local, domain = split_address(address)
-        canonical = f"{local}@{domain}"
-        if not passwords.is_supported(password_hash):
-            raise DirectoryError(f"{canonical}: unsupported password hash scheme "
-                                 "(pymail verifies {BLF-CRYPT}/$2y$ and {SHA512-CRYPT}/$6$)")
-        _check_quota("quota_bytes", quota_bytes)
-        _check_quota("quota_messages", quota_messages)
+        return self.import_users([(address, password_hash, quota_bytes, quota_messages, enabled)], replace)[0]
 
-        def op(s: Session) -> UserRecord:
-            dom = _domain(s, domain)
-            user = s.scalar(select(User).where(User.address == canonical))
-            if user is not None and not replace:
-                raise DirectoryError(f"user {canonical} already exists")
-            if user is None:
-                user = User(domain_id=dom.id, address=canonical)
-                s.add(user)
-            user.password_hash = password_hash
-            user.quota_bytes = quota_bytes
-            user.quota_messages = quota_messages
-            user.enabled = enabled
-            s.flush()
-            return _record(user, domain)
+    def import_users(self, entries, replace: bool = False) -> list[UserRecord]:
+        """Add many ``(address, password_hash, quota_bytes, quota_messages, enabled)`` in one
+        transaction: all of them or, on any error, none."""
+        checked = []
+        for address, password_hash, quota_bytes, quota_messages, enabled in entries:
+            local, domain = split_address(address)
+            canonical = f"{local}@{domain}"
+            if not passwords.is_supported(password_hash):
+                raise DirectoryError(f"{canonical}: unsupported password hash scheme "
+                                     "(pymail verifies {BLF-CRYPT}/$2y$ and {SHA512-CRYPT}/$6$)")
+            _check_quota("quota_bytes", quota_bytes)
+            _check_quota("quota_messages", quota_messages)
+            checked.append((canonical, domain, password_hash, quota_bytes, quota_messages, bool(enabled)))
+
+        def op(s: Session) -> list[UserRecord]:
+            out = []
+            domains: dict[str, Domain] = {}
+            for canonical, domain, password_hash, quota_bytes, quota_messages, enabled in checked:
+                if domain not in domains:
+                    domains[domain] = _domain(s, domain)
+                user = s.scalar(select(User).where(User.address == canonical))
+                if user is not None and not replace:
+                    raise DirectoryError(f"user {canonical} already exists")
+                if user is None:
+                    user = User(domain_id=domains[domain].id, address=canonical)
+                    s.add(user)
+                user.password_hash = password_hash
+                user.quota_bytes = quota_bytes
+                user.quota_messages = quota_messages
+                user.enabled = enabled
+                s.flush()
+                out.append(_record(user, domain))
+            return out
 
         return self._run(op)
 

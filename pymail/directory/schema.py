@@ -11,32 +11,50 @@ import contextlib
 import fcntl
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# The newest revision in migrations/versions (a test checks it against Alembic's view): lets
+# ``upgrade`` skip loading Alembic when the database is already there, the common case.
+HEAD = "0001_initial"
 _PG_LOCK_KEY = 0x706D61696C  # "pmail": one advisory lock id for pymail's directory migrations
 
 
-def alembic_config() -> Config:
+def alembic_config():
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
 
 
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def _stored_revision(engine: Engine) -> str | None:
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except SQLAlchemyError:
+        return None
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    if revision == "head" and _stored_revision(engine) == HEAD:
+        return
+    from alembic import command
+
     cfg = alembic_config()
     with _migration_lock(engine):
         with engine.begin() as conn:
@@ -45,6 +63,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def downgrade(engine: Engine, revision: str) -> None:
+    from alembic import command
+
     cfg = alembic_config()
     with _migration_lock(engine):
         with engine.begin() as conn:
