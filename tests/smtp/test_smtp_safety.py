@@ -147,6 +147,7 @@ def test_connections_per_ip_limit(mailsys):
     c = socket.create_connection(("127.0.0.1", port), timeout=10)
     assert c.makefile("rb").readline().startswith(b"421 mx.test Too many connections")
     c.close()
+    fa.close()
     a.close()
     time.sleep(0.3)
     d, fd = connect(port)  # a slot is free again
