@@ -29,7 +29,7 @@ from pymail.store.folder import Folder
 from pymail.store.index import Index
 from pymail.store.types import Change, MessageRecord, SyncResult
 
-DIRTY_WINDOW_NS = 2_000_000_000
+DIRTY_WINDOW_NS = 1_000_000_000
 FLOOR_STEP = 1_000_000
 MODSEQ_FILE = "pymail-modseq"
 _SYSTEM_BY_LOWER = {f.lower(): f for f in fn.SYSTEM_FLAGS}
@@ -133,8 +133,9 @@ class Mailbox:
     def records(self) -> list[MessageRecord]:
         flagset = self._flagset
         rows = self.index.db.execute(
-            "SELECT uid, flags, modseq, vsize, mtime, guid FROM records ORDER BY uid")
-        return [MessageRecord(uid, flagset(flags), modseq, vsize, mtime, guid)
+            "SELECT uid, flags, modseq, vsize, mtime, guid FROM records ORDER BY uid").fetchall()
+        make = tuple.__new__          # MessageRecord(...) without the per-call keyword parsing
+        return [make(MessageRecord, (uid, flagset(flags), modseq, vsize, mtime, guid))
                 for uid, flags, modseq, vsize, mtime, guid in rows]
 
     def record(self, uid: int) -> MessageRecord | None:
@@ -288,8 +289,8 @@ class Mailbox:
 
     def bodystructure(self, uid: int, extended: bool = True) -> list:
         """BODYSTRUCTURE (``extended``) or BODY shape of RFC 3501 §7.4.2."""
-        row = self._parsed(uid)
-        return parse.from_json(json.loads(row[2] if extended else row[1]))
+        structure = parse.from_json(json.loads(self._parsed(uid)[2]))
+        return structure if extended else parse.bodystructure_strip(structure)
 
     def raw_header(self, uid: int) -> bytes:
         """The header block as stored, with its closing blank line."""
@@ -745,13 +746,13 @@ class Mailbox:
         os.rename(tmp, path)
 
 
-def parsed_row(raw: bytes) -> tuple[str, str, str, bytes]:
-    """(envelope JSON, body JSON, bodystructure JSON, header bytes) for the parse cache."""
+def parsed_row(raw: bytes) -> tuple[str, None, str, bytes]:
+    """(envelope JSON, None, bodystructure JSON, header bytes) for the parse cache.  BODY is
+    derived from BODYSTRUCTURE when asked, so it is not stored (the column stays for later)."""
     header, _ = parse.split_message(raw)
-    structure = parse.bodystructure(raw, extended=True)
     dump = lambda v: json.dumps(parse.to_json(v), separators=(",", ":"))  # noqa: E731
-    return (dump(parse.envelope(header)), dump(parse.bodystructure_strip(structure)),
-            dump(structure), header)
+    return (dump(parse.envelope(header)), None,
+            dump(parse.bodystructure(raw, extended=True)), header)
 
 
 def _count_vsize(path: str) -> int:
