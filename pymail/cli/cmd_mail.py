@@ -1,9 +1,9 @@
-"""``pymail index rebuild`` and ``pymail import-mbox``: commands that go through the store."""
+"""``pymail index rebuild`` and ``pymail import-mbox``: commands that go through the store
+(``Account.rebuild_index``, ``Account.import_mbox``; the store owns every byte on disk)."""
 
 from __future__ import annotations
 
 from pymail.cli.errors import CliError
-from pymail.cli.mbox import MboxError, read_mbox
 
 
 def _account(site, address: str):
@@ -15,11 +15,9 @@ def _account(site, address: str):
 
 def index_rebuild(args, site) -> int:
     rec, account = _account(site, args.address)
-    names = [args.folder] if args.folder else [m.name for m in account.list_mailboxes()]
-    for name in names:
+    for name in account.rebuild_index(args.folder):
         with account.mailbox(name) as box:
-            box.rebuild_index()
-            print(f"{rec.address} {box.name}: index rebuilt, {box.count()} messages")
+            print(f"{rec.address} {name}: index rebuilt, {box.count()} messages, uidvalidity {box.uidvalidity}")
     return 0
 
 
@@ -27,26 +25,13 @@ def import_mbox(args, site) -> int:
     rec, account = _account(site, args.address)
     folder = args.folder or "INBOX"
     try:
-        fh = open(args.file, "rb")
+        with open(args.file, "rb") as fh:
+            first = fh.read(5)
     except OSError as exc:
         raise CliError(f"cannot read {args.file}: {exc.strerror}") from None
-    with fh:
-        account.ensure()
-        if folder.upper() != "INBOX" and folder not in {m.name for m in account.list_mailboxes()}:
-            account.create_mailbox(folder)
-        imported = skipped = 0
-        try:
-            for msg in read_mbox(fh):
-                if msg.expunged:
-                    skipped += 1
-                    continue
-                try:
-                    account.deliver(msg.data, mailbox=folder, flags=msg.flags, internal_date=msg.internal_date)
-                except Exception as exc:
-                    raise CliError(f"stopped after {imported} message(s) imported into {folder}: {exc}") from None
-                imported += 1
-        except MboxError as exc:
-            raise CliError(f"{args.file}: {exc}") from None
-    extra = f" ({skipped} deleted message(s) skipped)" if skipped else ""
-    print(f"imported {imported} message(s) into {rec.address} {folder}{extra}")
+    if first != b"From ":  # RFC 4155: an mbox starts with a "From " separator line
+        raise CliError(f"{args.file}: not an mbox file (it does not start with a 'From ' line)")
+    account.ensure()
+    count = account.import_mbox(args.file, folder)
+    print(f"imported {count} message(s) into {rec.address} {folder}")
     return 0
