@@ -229,8 +229,8 @@ class ServerCore:
             self.send(Reply(214, "2.0.0", "See RFC 5321; commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY STARTTLS AUTH"))
             return None
         if verb == "STARTTLS":
-            if self.lmtp or self.tls:
-                raise SmtpError(503, "5.5.1", "TLS already active" if self.tls else "STARTTLS not available")
+            if self.tls:
+                raise SmtpError(503, "5.5.1", "TLS already active")
             return StartTls()
         if verb == "AUTH":
             if not self.greeted:
