@@ -22,7 +22,7 @@ import json
 import os
 import sqlite3
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FILE_NAME = "pymail-index.sqlite"
 
 _SCHEMA = """
@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS records (
     size INTEGER NOT NULL,
     vsize INTEGER,
     mtime REAL NOT NULL,
-    guid TEXT NOT NULL,
+    guid TEXT,                 -- NULL: the GUID is the base name (Dovecot's rule)
     pop3 TEXT);
 CREATE INDEX IF NOT EXISTS records_modseq ON records(modseq);
 CREATE TABLE IF NOT EXISTS expunged (uid INTEGER PRIMARY KEY, modseq INTEGER NOT NULL);

@@ -133,14 +133,14 @@ class Mailbox:
     def records(self) -> list[MessageRecord]:
         flagset = self._flagset
         rows = self.index.db.execute(
-            "SELECT uid, flags, modseq, vsize, mtime, guid FROM records ORDER BY uid").fetchall()
+            "SELECT uid, flags, modseq, vsize, mtime, COALESCE(guid, base) FROM records ORDER BY uid").fetchall()
         make = tuple.__new__          # MessageRecord(...) without the per-call keyword parsing
         return [make(MessageRecord, (uid, flagset(flags), modseq, vsize, mtime, guid))
                 for uid, flags, modseq, vsize, mtime, guid in rows]
 
     def record(self, uid: int) -> MessageRecord | None:
         row = self.index.db.execute(
-            "SELECT uid, flags, modseq, vsize, mtime, guid FROM records WHERE uid=?",
+            "SELECT uid, flags, modseq, vsize, mtime, COALESCE(guid, base) FROM records WHERE uid=?",
             (uid,)).fetchone()
         if row is None:
             return None
@@ -230,7 +230,7 @@ class Mailbox:
 
     def _row(self, uid: int):
         return self.index.db.execute(
-            "SELECT base, subdir, info, size, vsize, pop3, guid FROM records WHERE uid=?",
+            "SELECT base, subdir, info, size, vsize, pop3, COALESCE(guid, base) FROM records WHERE uid=?",
             (uid,)).fetchone()
 
     def message_path(self, uid: int) -> str:
@@ -435,7 +435,7 @@ class Mailbox:
             chunk = uids[i:i + 500]
             marks = ",".join("?" * len(chunk))
             rows += db.execute(
-                "SELECT uid, base, subdir, info, flags, modseq, vsize, mtime, guid FROM records "
+                "SELECT uid, base, subdir, info, flags, modseq, vsize, mtime, COALESCE(guid, base) FROM records "
                 f"WHERE uid IN ({marks}) ORDER BY uid", chunk).fetchall()
         return rows
 
@@ -504,7 +504,7 @@ class Mailbox:
         with self.index.write() as db:
             if uids is None:
                 rows = db.execute("SELECT uid, base, subdir, info, flags, modseq, vsize, mtime, "
-                                  "guid FROM records ORDER BY uid").fetchall()
+                                  "COALESCE(guid, base) FROM records ORDER BY uid").fetchall()
             else:
                 rows = self._rows_for(db, uids)
             if require_deleted:
@@ -662,7 +662,7 @@ class Mailbox:
                 flags = fn.flags_from_info(info or "", names)
                 rows.append((entry.uid, base, subdir, info, " ".join(sorted(flags)),
                              int("\\Seen" in flags), modseq, modseq, size, vsize, st.st_mtime,
-                             entry.get("G") or base, entry.get("P")))
+                             entry.get("G"), entry.get("P")))
             db.executemany("INSERT OR IGNORE INTO records (uid, base, subdir, info, flags, seen, "
                            "modseq, created, size, vsize, mtime, guid, pop3) "
                            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
