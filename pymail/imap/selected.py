@@ -44,6 +44,7 @@ class SelectedMailbox:
         self.uidnext = mb.uidnext
         self._announced_exists = len(self.uids)
         self._note_keywords()
+        self._announced_keywords = set(self.keywords)
 
     def _note_keywords(self) -> None:
         for fl in self.flags.values():
@@ -140,7 +141,6 @@ class SelectedMailbox:
                     self.modseqs[uid] = r.modseq
                     changed_flags.append(uid)
             new = sorted(u for u in current if u not in known and u > (self.uids[-1] if self.uids else 0))
-            old_keywords = set(self.keywords)
             if new:
                 for uid in new:
                     self.uids.append(uid)
@@ -151,8 +151,10 @@ class SelectedMailbox:
                     self.recent |= set(mb.claim_recent()) & set(new)
                 self.uidnext = max(mb.uidnext, self.uids[-1] + 1)
             self._note_keywords()
-            if self.keywords != old_keywords:
-                out.append(serialize.untagged("FLAGS", [Atom(f) for f in self.flag_names()]))
+        if self.keywords != self._announced_keywords:
+            # RFC 3501 §7.2.6: a new keyword changes the FLAGS list of the mailbox.
+            self._announced_keywords = set(self.keywords)
+            out.append(serialize.untagged("FLAGS", [Atom(f) for f in self.flag_names()]))
         if allow_expunge and self.gone:
             out += self.announce_expunges(self.gone)
         seen_lines = set()
@@ -171,6 +173,7 @@ class SelectedMailbox:
         return out
 
     _announced_exists = -1
+    _announced_keywords: set = set()
 
     def announce_expunges(self, uids) -> list[bytes]:
         """``* n EXPUNGE`` for each uid still in the view, highest sequence first."""

@@ -50,7 +50,7 @@ def value(v, utf8: bool = False) -> bytes:
     if isinstance(v, Literal8):
         return b"~{%d}\r\n" % len(v) + v
     if isinstance(v, Literal):
-        return b"{%d}\r\n" % len(v) + v
+        return b"{%d}\r\n" % len(v) + v if v else b'""'
     if isinstance(v, bool):
         raise TypeError("bool is not an IMAP value")
     if isinstance(v, int):
