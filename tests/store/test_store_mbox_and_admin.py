@@ -1,0 +1,129 @@
+"""mbox import, index rebuild for the CLI, INBOX rename, quota recalculation."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from pymail.store import StoreError
+
+MBOX = (b"From alice@example.com Sat Jan  3 01:05:34 1996\n"
+        b"From: alice@example.com\nSubject: first\nStatus: RO\nX-Status: AF\n\n"
+        b"Hello\n>From the start of a line\n\n"
+        b"From bob@example.com Mon Feb  5 10:00:00 2001\n"
+        b"From: bob@example.com\nSubject: second\n\nBody two\n\n"
+        b"From carol@example.com Tue Mar  6 11:00:00 2007\n"
+        b"From: carol@example.com\nSubject: third\nStatus: O\n\nlast\n")
+
+
+def test_import_mbox(account, tmp_path):
+    path = tmp_path / "old.mbox"
+    path.write_bytes(MBOX)
+    assert account.import_mbox(str(path), "Imported/2007") == 3
+    box = account.mailbox("Imported/2007")
+    recs = box.records()
+    assert [r.uid for r in recs] == [1, 2, 3]
+    assert recs[0].flags == frozenset({"\\Seen", "\\Answered", "\\Flagged"})
+    assert recs[1].flags == frozenset() and recs[2].flags == frozenset()
+    assert recs[0].internal_date == 820631134.0          # 1996-01-03 01:05:34 UTC
+    with box.open_message(1) as f:
+        raw = f.read()
+    assert raw.endswith(b"Hello\nFrom the start of a line\n")   # >From unquoted, no separator
+    assert box.envelope(2)[1] == b"second"
+    assert account.quota()[0] == 3
+
+
+def test_import_mbox_respects_quota(store, tmp_path):
+    acct = store.account("small@example.org", quota_messages=2)
+    acct.ensure()
+    path = tmp_path / "old.mbox"
+    path.write_bytes(MBOX)
+    with pytest.raises(StoreError) as e:
+        acct.import_mbox(str(path), "INBOX", batch=10)
+    assert e.value.code == "OVERQUOTA"
+    assert acct.mailbox("INBOX").count() == 0
+    assert os.listdir(os.path.join(acct.root, "tmp")) == []
+
+
+def test_account_rebuild_index(account):
+    account.deliver(b"Subject: a\n\nx\n", mailbox="Sent")
+    account.deliver(b"Subject: b\n\nx\n")
+    box = account.mailbox("INBOX")
+    top = box.highest_modseq
+    box.close()
+    rebuilt = account.rebuild_index()
+    assert set(rebuilt) == {"INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive"}
+    assert account.rebuild_index("Sent") == ["Sent"]
+    box = account.mailbox("INBOX")
+    assert box.highest_modseq > top and [r.uid for r in box.records()] == [1]
+
+
+def test_session_notices_index_rebuild(account):
+    account.deliver(b"Subject: a\n\nx\n")
+    account.deliver(b"Subject: b\n\nx\n")
+    s1 = account.mailbox("INBOX")
+    s2 = account.mailbox("INBOX")
+    s2.store_flags([1], ["\\Deleted"], "add")
+    s2.expunge()
+    s2.rebuild_index()
+    res = s1.sync()
+    assert res.expunged == [1] and res.added == [] and res.flag_changes == [2]
+
+
+def test_rename_inbox_moves_messages(account):
+    account.deliver(b"Subject: a\n\nx\n", flags=["\\Seen"])
+    account.rename_mailbox("INBOX", "Old")
+    assert account.mailbox("INBOX").count() == 0
+    old = account.mailbox("Old")
+    assert [r.flags for r in old.records()] == [frozenset({"\\Seen"})]
+
+
+def test_rename_refusals(account):
+    account.create_mailbox("A")
+    with pytest.raises(StoreError) as e:
+        account.rename_mailbox("A", "Sent")
+    assert e.value.code == "ALREADYEXISTS"
+    with pytest.raises(StoreError) as e:
+        account.rename_mailbox("A", "A/B")
+    assert e.value.code == "BADNAME"
+    with pytest.raises(StoreError) as e:
+        account.rename_mailbox("Nope", "X")
+    assert e.value.code == "NONEXISTENT"
+
+
+def test_quota_recalculated_when_file_lost(account):
+    account.deliver(b"x" * 10)
+    account.deliver(b"y" * 20, mailbox="Sent")
+    os.unlink(os.path.join(account.root, "maildirsize"))
+    assert account.quota() == (2, 30)
+
+
+def test_create_mailbox_special_use(account):
+    account.create_mailbox("Everything", special_use="\\All")
+    info = {i.name: i for i in account.list_mailboxes()}["Everything"]
+    assert info.special_use == "\\All"
+    with pytest.raises(StoreError):
+        account.create_mailbox("Bad", special_use="\\Nope")
+    account.rename_mailbox("Everything", "All Mail")
+    assert {i.name: i for i in account.list_mailboxes()}["All Mail"].special_use == "\\All"
+
+
+def test_mailbox_of_unensured_account(store):
+    acct = store.account("nobody@example.org")
+    with pytest.raises(StoreError) as e:
+        acct.mailbox("INBOX")
+    assert e.value.code == "NONEXISTENT"
+    with pytest.raises(StoreError) as e:
+        acct.deliver(b"x")
+    assert e.value.code == "NONEXISTENT"
+
+
+def test_deliver_from_file_object(account, tmp_path):
+    p = tmp_path / "m.eml"
+    p.write_bytes(b"Subject: file\r\n\r\n" + b"z" * 200_000 + b"\r\n")
+    with open(p, "rb") as f:
+        r = account.deliver(f)
+    box = account.mailbox("INBOX")
+    assert box.message_size(r.uid) == p.stat().st_size
+    assert box.envelope(r.uid)[1] == b"file"
