@@ -27,6 +27,9 @@ class Pop3Env:
     tls: Any
     client_ssl: ssl.SSLContext
     ports: list = field(default_factory=list)
+    user: str = USER
+    password: str = PASSWORD
+    failure_delay: float = FAILURE_DELAY
 
     def serve(self, tls: str = "starttls", allow_plaintext_auth: bool = False,
               settings: Pop3Settings | None = None) -> int:

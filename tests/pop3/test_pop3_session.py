@@ -11,7 +11,6 @@ import time
 import pytest
 
 from pymail.pop3.settings import Pop3Settings
-from tests.pop3.conftest import FAILURE_DELAY, PASSWORD, USER
 
 
 def message(n: int, body: bytes = b"hello\n") -> bytes:
@@ -30,9 +29,9 @@ def login_eventually(pop3env, port: int) -> poplib.POP3:
     deadline = time.monotonic() + 5
     while True:
         pop = pop3env.client(port, login=False)
-        pop.user(USER)
+        pop.user(pop3env.user)
         try:
-            pop.pass_(PASSWORD)
+            pop.pass_(pop3env.password)
             return pop
         except poplib.error_proto as exc:
             if b"[IN-USE]" not in exc.args[0] or time.monotonic() > deadline:
@@ -46,7 +45,7 @@ def received(lines: list[bytes]) -> bytes:
     return b"".join(line + b"\r\n" for line in lines)
 
 
-# -- TLS and login ---------------------------------------------------------------------------------
+# -- TLS and login --------------------------------------------------------------------------------
 
 
 def test_stls_login_stat_list_retr_sizes_match(pop3env):
@@ -76,13 +75,14 @@ def test_login_refused_before_stls(pop3env):
     assert "STLS" in pop.capa()
     assert "USER" not in pop.capa()
     with pytest.raises(poplib.error_proto, match=r"-ERR \[AUTH\] Plaintext authentication"):
-        pop.user(USER)
+        pop.user(pop3env.user)
     with pytest.raises(poplib.error_proto, match=r"-ERR \[AUTH\] Plaintext"):
-        pop._shortcmd("AUTH PLAIN " + base64.b64encode(f"\0{USER}\0{PASSWORD}".encode()).decode())
+        credentials = f"\0{pop3env.user}\0{pop3env.password}".encode()
+        pop._shortcmd("AUTH PLAIN " + base64.b64encode(credentials).decode())
     pop.stls(context=pop3env.client_ssl)
     assert "USER" in pop.capa() and "STLS" not in pop.capa()
-    pop.user(USER)
-    assert pop.pass_(PASSWORD).startswith(b"+OK Logged in")
+    pop.user(pop3env.user)
+    assert pop.pass_(pop3env.password).startswith(b"+OK Logged in")
     pop.quit()
 
 
@@ -92,8 +92,8 @@ def test_plaintext_login_when_the_listener_allows_it(pop3env):
     assert "STLS" not in pop.capa()
     with pytest.raises(poplib.error_proto, match="TLS is not available"):
         pop._shortcmd("STLS")
-    pop.user(USER)
-    pop.pass_(PASSWORD)
+    pop.user(pop3env.user)
+    pop.pass_(pop3env.password)
     pop.quit()
 
 
@@ -117,15 +117,15 @@ def test_pop3s_implicit_tls(pop3env):
     assert "STLS" not in capa and "USER" in capa and capa["SASL"] == ["PLAIN"]
     for cap in ("TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"):
         assert cap in capa
-    pop.user(USER)
-    pop.pass_(PASSWORD)
+    pop.user(pop3env.user)
+    pop.pass_(pop3env.password)
     assert pop.stat()[0] == 1
     pop.quit()
 
 
 def test_auth_plain_initial_response_and_continuation(pop3env):
     port = pop3env.serve(tls="implicit")
-    token = base64.b64encode(f"\0{USER}\0{PASSWORD}".encode()).decode()
+    token = base64.b64encode(f"\0{pop3env.user}\0{pop3env.password}".encode()).decode()
     pop = pop3env.client_ssl_implicit(port)
     assert pop._shortcmd("AUTH PLAIN " + token).startswith(b"+OK Logged in")
     pop.quit()
@@ -145,19 +145,19 @@ def test_auth_plain_initial_response_and_continuation(pop3env):
 def test_bad_password_is_slowed_and_answered_with_auth_code(pop3env):
     port = pop3env.serve()
     pop = pop3env.client(port, login=False)
-    pop.user(USER)
+    pop.user(pop3env.user)
     started = time.monotonic()
     with pytest.raises(poplib.error_proto) as info:
         pop.pass_("wrong")
-    assert time.monotonic() - started >= FAILURE_DELAY * 0.9
+    assert time.monotonic() - started >= pop3env.failure_delay * 0.9
     assert info.value.args[0] == b"-ERR [AUTH] Authentication failed"
     # Unknown users get the same answer.
     pop.user("nobody@example.org")
     with pytest.raises(poplib.error_proto, match=r"\[AUTH\] Authentication failed"):
         pop.pass_("x")
     # The session is still usable.
-    pop.user(USER)
-    assert pop.pass_(PASSWORD).startswith(b"+OK")
+    pop.user(pop3env.user)
+    assert pop.pass_(pop3env.password).startswith(b"+OK")
     pop.quit()
 
 
@@ -176,7 +176,7 @@ def test_repeated_failures_are_throttled(pop3env):
     pop.quit()
 
 
-# -- RFC 1939 semantics -----------------------------------------------------------------------------
+# -- RFC 1939 semantics ---------------------------------------------------------------------------
 
 
 def test_dele_then_disconnect_keeps_the_mail(pop3env):
@@ -244,9 +244,9 @@ def test_in_use_while_another_session_holds_the_maildrop(pop3env):
     port = pop3env.serve()
     first = pop3env.client(port)
     second = pop3env.client(port, login=False)
-    second.user(USER)
+    second.user(pop3env.user)
     with pytest.raises(poplib.error_proto) as info:
-        second.pass_(PASSWORD)
+        second.pass_(pop3env.password)
     assert info.value.args[0] == b"-ERR [IN-USE] Mailbox is locked by another POP3 session"
     # Deliveries and other users are not blocked by the POP3 lock.
     pop3env.deliver(message(2))
@@ -254,8 +254,8 @@ def test_in_use_while_another_session_holds_the_maildrop(pop3env):
     other.quit()
     assert first.stat()[0] == 1  # the snapshot taken at login (RFC 1939 §8)
     first.quit()
-    second.user(USER)
-    second.pass_(PASSWORD)
+    second.user(pop3env.user)
+    second.pass_(pop3env.password)
     assert second.stat()[0] == 2
     second.quit()
 
@@ -291,7 +291,7 @@ def test_quit_leaves_messages_flagged_deleted_by_imap_alone(pop3env):
     assert pop3env.uids() == [uids[0]]  # the IMAP user's \Deleted message waits for its EXPUNGE
 
 
-# -- TOP, UIDL, large messages ---------------------------------------------------------------------
+# -- TOP, UIDL, large messages --------------------------------------------------------------------
 
 
 def test_top(pop3env):
@@ -344,7 +344,7 @@ def test_uidl_format_is_configurable(pop3env):
     pop.quit()
 
 
-# -- pipelining and bad input ---------------------------------------------------------------------------
+# -- pipelining and bad input ---------------------------------------------------------------------
 
 
 def test_pipelined_commands_are_answered_in_order(pop3env):
@@ -354,7 +354,7 @@ def test_pipelined_commands_are_answered_in_order(pop3env):
     raw = pop3env.raw(port)
     raw.starttls(pop3env.client_ssl)
     assert raw.line().startswith(b"+OK")
-    raw.send(b"CAPA\r\nUSER " + USER.encode() + b"\r\nPASS " + PASSWORD.encode() + b"\r\n"
+    raw.send(f"CAPA\r\nUSER {pop3env.user}\r\nPASS {pop3env.password}\r\n".encode() +
              b"STAT\r\nLIST\r\nUIDL 2\r\nRETR 1\r\nTOP 2 0\r\nDELE 1\r\nNOOP\r\nQUIT\r\n")
     assert raw.line() == b"+OK Capability list follows"
     assert b"PIPELINING" in raw.multiline()
@@ -390,8 +390,8 @@ def test_bad_commands_get_clear_errors(pop3env):
         with pytest.raises(poplib.error_proto) as info:
             pop._shortcmd(command)
         assert info.value.args[0].startswith(error)
-    pop.user(USER)
-    pop.pass_(PASSWORD)
+    pop.user(pop3env.user)
+    pop.pass_(pop3env.password)
     for command, error in [
         ("RETR 2", b"-ERR No such message"),
         ("RETR x", b"-ERR Invalid message number"),
@@ -425,7 +425,7 @@ def test_idle_timeout_closes_without_update(pop3env):
     raw.send(b"STLS\r\n")
     raw.line()
     raw.starttls(pop3env.client_ssl)
-    raw.send(f"USER {USER}\r\nPASS {PASSWORD}\r\nDELE 1\r\n".encode())
+    raw.send(f"USER {pop3env.user}\r\nPASS {pop3env.password}\r\nDELE 1\r\n".encode())
     assert raw.line() == b"+OK"
     assert raw.line().startswith(b"+OK Logged in")
     assert raw.line().startswith(b"+OK Message 1 marked")
