@@ -202,3 +202,14 @@ def test_unusable_directory_database_is_one_line(tmp_path):
     assert done.returncode == 1
     assert done.stderr.startswith("pymail: error: cannot migrate the directory database: file is not a database")
     assert len(done.stderr.splitlines()) == 1
+
+
+def test_installed_pymail_script(cli):
+    script = Path(sys.executable).parent / "pymail"
+    assert script.exists(), "the 'pymail' console script is not installed (pip install -e .)"
+    done = subprocess.run([str(script), "--config", str(cli.config), "domain", "add", "example.com"],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "added domain example.com\n", "")
+    done = subprocess.run([str(script), "--config", str(cli.config), "domain", "add", "example.com"],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert (done.returncode, done.stderr) == (1, "pymail: error: domain example.com already exists\n")

@@ -74,3 +74,20 @@ def test_unmigrated_database_gives_a_clear_error(tmp_path):
     d = Directory(tmp_path / "empty.sqlite")
     with pytest.raises(DirectoryError, match="directory database error: no such table"):
         d.add_domain("example.com")
+
+
+def test_concurrent_first_start_migrates_once(tmp_path):
+    """Several processes creating the schema of one new database at once all succeed."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys; from pymail.directory import Directory; d = Directory(sys.argv[1]); "
+            "d.create_schema(); print(d.schema_revision())")
+    db = str(tmp_path / "race.sqlite")
+    root = str(Path(__file__).resolve().parents[2])
+    procs = [subprocess.Popen([sys.executable, "-c", code, db], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, cwd=root) for _ in range(4)]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, results
+    assert {out.strip() for out, _ in results} == {schema.HEAD}
