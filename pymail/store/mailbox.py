@@ -384,6 +384,9 @@ class Mailbox:
                                    new_kw, self._fsync)
             index = kw.index_map(names)
             kw_canon = {name.lower(): name for name in names.values()}
+            # keywords compare case-insensitively (as Dovecot): use the file's spelling
+            flags = frozenset(f if f in fn.SYSTEM_FLAGS else kw_canon.get(f.lower(), f)
+                              for f in flags)
             modseq = None
             listing = None
             for uid, base, subdir, info, flag_text, rec_modseq, vsize, mtime, guid in rows:

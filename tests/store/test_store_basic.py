@@ -273,3 +273,12 @@ def test_bad_addresses_refused(store):
         with pytest.raises(StoreError) as e:
             store.account(bad)
         assert e.value.code == "BADNAME"
+
+
+def test_keywords_are_case_insensitive(account):
+    account.deliver(msg(), flags=["Work"])
+    box = account.mailbox("INBOX")
+    updated, _ = box.store_flags([1], ["WORK", "\\Seen"], "add")
+    assert updated[0].flags == frozenset({"Work", "\\Seen"})
+    updated, _ = box.store_flags([1], ["work"], "remove")
+    assert updated[0].flags == frozenset({"\\Seen"})

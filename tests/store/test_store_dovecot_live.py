@@ -221,3 +221,43 @@ def test_dovecot_and_pymail_agree(dovecot):
     assert any("starting up" in line for line in log), log
     problems = [line for line in log if "Error" in line or "Panic" in line or "Warning" in line]
     assert problems == []
+
+
+def test_dovecot_sees_pymail_folders_and_subscriptions(dovecot):
+    acct = Store(dovecot["mail"]).account(USER)
+    acct.ensure()
+    acct.create_mailbox("Work/2024")
+    acct.create_mailbox("Entwürfe")
+    acct.subscribe("Work/2024")
+    acct.unsubscribe("Junk")
+    acct.deliver(b"Subject: nested\n\nx\n", mailbox="Work/2024")
+    dovecot["own"]()
+    conn = _imap(dovecot["port"])
+    try:
+        typ, data = conn.list()
+        assert typ == "OK"
+        listed = {line.decode().rsplit(" ", 1)[1].strip('"') for line in data}
+        assert {"INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive", "Work/2024",
+                "Entw&APw-rfe"} <= listed
+        typ, data = conn.lsub()
+        assert typ == "OK"
+        subscribed = {line.decode().rsplit(" ", 1)[1].strip('"') for line in data}
+        assert {"INBOX", "Sent", "Drafts", "Trash", "Archive", "Work/2024"} <= subscribed
+        assert "Junk" not in subscribed
+        assert _status(conn, "Work/2024")["MESSAGES"] == 1
+        assert _status(conn, "Work/2024")["UIDVALIDITY"] == acct.mailbox("Work/2024").uidvalidity
+        # a folder Dovecot creates is one pymail lists
+        typ, _ = conn.create("FromDovecot/Child")
+        assert typ == "OK"
+        typ, _ = conn.subscribe("FromDovecot/Child")
+        assert typ == "OK"
+        conn.logout()
+    finally:
+        try:
+            conn.shutdown()
+        except Exception:
+            pass
+    infos = {i.name: i for i in acct.list_mailboxes()}
+    assert "FromDovecot/Child" in infos
+    assert infos["FromDovecot/Child"].subscribed
+    assert acct.mailbox("FromDovecot/Child").count() == 0
