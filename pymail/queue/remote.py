@@ -126,6 +126,7 @@ class RemoteDelivery:
                                                     context=_opportunistic_context())
         else:
             client = SmtpClient(timeout=s.connect_timeout, local_hostname=self.hostname)
+        client._host = name  # smtplib's name for SNI in starttls()
         code, msg = client.connect(ip, port)
         if code != 220:
             client.close()
@@ -137,12 +138,13 @@ class RemoteDelivery:
             try:
                 client.starttls(context=_opportunistic_context())
                 client.ehlo()
-            except (ssl.SSLError, smtplib.SMTPException, OSError):
+            except (ssl.SSLError, smtplib.SMTPException, OSError, ValueError):
                 # RFC 7435: opportunistic — fall back to cleartext with the same host
                 _quietly_close(client)
                 if self.settings.smarthost and s.smarthost_tls == "starttls" and s.smarthost_username:
                     raise TemporaryFailure(f"TLS with smarthost {name} failed", "4.7.5") from None
                 client = SmtpClient(timeout=s.connect_timeout, local_hostname=self.hostname)
+                client._host = name
                 client.connect(ip, port)
                 client.ehlo_or_helo_if_needed()
         if self.settings.smarthost and s.smarthost_username:
@@ -219,7 +221,7 @@ class RemoteDelivery:
                 except TemporaryFailure as exc:
                     last_error = exc
                     continue
-                except (OSError, smtplib.SMTPException) as exc:
+                except (OSError, smtplib.SMTPException, ValueError) as exc:
                     last_error = TemporaryFailure(f"connect to {label}: {_why(exc)}", "4.4.1")
                     continue
             try:

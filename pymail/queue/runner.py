@@ -42,6 +42,7 @@ class DeliveryRunner:
     def start(self) -> defer.Deferred:
         from twisted.internet import reactor
 
+        self._sem = defer.DeferredSemaphore(max(1, self.settings.max_parallel))
         d = run_blocking(self.queue.dir.recover)
         d.addCallback(lambda removed: removed and log.info("queue: removed %d unacknowledged orphans", len(removed)))
 
