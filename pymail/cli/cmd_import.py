@@ -37,7 +37,26 @@ def import_passwd(args, site) -> int:
     for name in missing:
         directory.add_domain(name)
         print(f"added domain {name}")
-    directory.import_users([(e.address, e.password_hash, e.quota_bytes, e.quota_messages, e.enabled)
-                            for e in entries], replace=args.replace)
+    records = directory.import_users([(e.address, e.password_hash, e.quota_bytes, e.quota_messages, e.enabled)
+                                      for e in entries], replace=args.replace)
     print(f"imported {len(entries)} user(s) from {args.file}")
+    if not args.no_maildirs:
+        made = _make_missing_maildirs(site, records)
+        if made:
+            print(f"created {made} new maildir(s)")
     return 0
+
+
+def _make_missing_maildirs(site, records) -> int:
+    """Create maildirs for users that have none; an existing (migrated) maildir is not touched."""
+    from pymail.store import StoreError
+
+    store, made = site.store(), 0
+    for rec in records:
+        account = store.account(rec.address, rec.quota_bytes, rec.quota_messages)
+        try:
+            account.list_mailboxes()
+        except StoreError:
+            account.ensure()
+            made += 1
+    return made

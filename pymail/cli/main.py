@@ -121,6 +121,7 @@ def build_parser() -> Parser:
     p.add_argument("--domain", help="domain for lines whose user has no @domain")
     p.add_argument("--create-domains", action="store_true", help="add domains that do not exist yet")
     p.add_argument("--replace", action="store_true", help="overwrite users that already exist")
+    p.add_argument("--no-maildirs", action="store_true", help="do not create maildirs for users that have none")
     return parser
 
 

@@ -62,8 +62,13 @@ def test_import_passwd_keeps_hashes_and_reads_quota_rules(cli):
     assert "dora" in err and "--domain" in err and "nothing imported" in err
     err = cli("import-passwd", "passwd", "--domain", "example.com", expect=1).stderr
     assert "unknown domain(s) example.org" in err and "--create-domains" in err
+    migrated = cli.var / "mail" / "example.com" / "bob" / "Maildir"  # copied over from Dovecot
+    for sub in ("cur", "new", "tmp"):
+        (migrated / sub).mkdir(parents=True)
     out = cli("import-passwd", "passwd", "--domain", "example.com", "--create-domains").stdout
-    assert out == f"added domain example.org\nimported 4 user(s) from passwd\n"
+    assert out == "added domain example.org\nimported 4 user(s) from passwd\ncreated 3 new maildir(s)\n"
+    assert sorted(p.name for p in migrated.iterdir()) == ["cur", "new", "tmp"]  # untouched
+    assert (cli.var / "mail" / "example.org" / "carl" / "Maildir" / "cur").is_dir()
     d = directory(cli)
     assert d.verify_password("bob@example.com", "U*U") == "bob@example.com"
     assert d.verify_password("dora@example.com", "Hello world!") == "dora@example.com"
@@ -75,7 +80,8 @@ def test_import_passwd_keeps_hashes_and_reads_quota_rules(cli):
     # again: everyone exists
     err = cli("import-passwd", "passwd", "--domain", "example.com", expect=1).stderr
     assert "already exist" in err and "--replace" in err
-    assert "imported 4 user(s)" in cli("import-passwd", "passwd", "--domain", "example.com", "--replace").stdout
+    assert cli("import-passwd", "passwd", "--domain", "example.com", "--replace").stdout == \
+        "imported 4 user(s) from passwd\n"  # maildirs exist now: left alone
 
 
 def test_import_passwd_refuses_malformed_files_whole(cli):
