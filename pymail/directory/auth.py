@@ -76,7 +76,8 @@ class Authenticator:
 
     async def authenticate(self, username: str | bytes, password: str | bytes, remote_ip: str | None) -> str:
         """The canonical address of the user; raises AuthFailed / AuthThrottled / AuthUnavailable."""
-        if self.limiter.is_throttled(remote_ip, username):
+        attempt = self.limiter.begin(remote_ip, username)
+        if attempt is None:
             log.info("auth throttled: user=%r ip=%s", _shown(username), remote_ip)
             await self._slow_down()
             raise AuthThrottled()
@@ -84,16 +85,16 @@ class Authenticator:
             _iface, avatar, logout = await self.portal.login(UsernamePassword(username, password), None,
                                                              IDirectoryUser)
         except UnauthorizedLogin:
-            self.limiter.record_failure(remote_ip, username)
             log.info("auth failed: user=%r ip=%s", _shown(username), remote_ip)
             await self._slow_down()
             raise AuthFailed() from None
         except DirectoryError as exc:
+            self.limiter.cancel(attempt)
             log.error("auth unavailable: %s", exc)
             await self._slow_down()
             raise AuthUnavailable() from None
         logout()
-        self.limiter.record_success(remote_ip, username)
+        self.limiter.succeeded(attempt)
         return avatar.address
 
     def authenticate_deferred(self, username, password, remote_ip) -> defer.Deferred:

@@ -6,6 +6,10 @@ of failure times in a sliding window; ``max_failures`` failures inside ``window`
 throttle that key until the oldest one ages out. IPv6 clients are counted per /64 (one
 customer's allocation), IPv4 per address. A successful login clears that account's count, not
 the IP's. Memory is bounded: at most ``max_keys`` keys are tracked, oldest dropped first.
+
+Attempts are counted as failures when they start (``begin``) and taken back when they succeed
+(``succeeded``) or could not be checked (``cancel``): many logins sent in parallel cannot all
+slip past the limit before the first failure is recorded.
 """
 
 from __future__ import annotations
@@ -14,11 +18,19 @@ import ipaddress
 import threading
 import time
 from collections import OrderedDict, deque
+from dataclasses import dataclass
 from typing import Callable
 
 from pymail.directory.addresses import ascii_lower
 
 MAX_ACCOUNT_KEY = 320
+
+
+@dataclass(frozen=True)
+class Attempt:
+    ip_key: tuple[str, str]
+    account_key: tuple[str, str]
+    started: float
 
 
 class FailureLimiter:
@@ -69,15 +81,53 @@ class FailureLimiter:
             return (self._count(self.ip_key(remote_ip), now) >= self.max_failures_per_ip
                     or self._count(self.account_key(username), now) >= self.max_failures_per_user)
 
+    def begin(self, remote_ip: str | None, username: str | bytes) -> Attempt | None:
+        """None when throttled; else an Attempt already counted as a failure."""
+        now = self.clock()
+        attempt = Attempt(self.ip_key(remote_ip), self.account_key(username), now)
+        with self._lock:
+            if (self._count(attempt.ip_key, now) >= self.max_failures_per_ip
+                    or self._count(attempt.account_key, now) >= self.max_failures_per_user):
+                return None
+            self._add(attempt.ip_key, now)
+            self._add(attempt.account_key, now)
+        return attempt
+
+    def succeeded(self, attempt: Attempt) -> None:
+        """A good login: take the attempt back from the IP, clear the account."""
+        with self._lock:
+            self._take_back(attempt.ip_key, attempt.started)
+            self._failures.pop(attempt.account_key, None)
+
+    def cancel(self, attempt: Attempt) -> None:
+        """The attempt could not be checked (directory down): it counts for nobody."""
+        with self._lock:
+            self._take_back(attempt.ip_key, attempt.started)
+            self._take_back(attempt.account_key, attempt.started)
+
     def record_failure(self, remote_ip: str | None, username: str | bytes) -> None:
         now = self.clock()
         with self._lock:
-            for key in (self.ip_key(remote_ip), self.account_key(username)):
-                times = self._failures.pop(key, None) or deque()
-                times.append(now)
-                self._failures[key] = times  # most recently failed last
-            while len(self._failures) > self.max_keys:
-                self._failures.popitem(last=False)
+            self._add(self.ip_key(remote_ip), now)
+            self._add(self.account_key(username), now)
+
+    def _add(self, key: tuple[str, str], now: float) -> None:
+        times = self._failures.pop(key, None) or deque()
+        times.append(now)
+        self._failures[key] = times  # most recently failed last
+        while len(self._failures) > self.max_keys:
+            self._failures.popitem(last=False)
+
+    def _take_back(self, key: tuple[str, str], started: float) -> None:
+        times = self._failures.get(key)
+        if times is None:
+            return
+        try:
+            times.remove(started)
+        except ValueError:
+            return
+        if not times:
+            del self._failures[key]
 
     def record_success(self, remote_ip: str | None, username: str | bytes) -> None:
         with self._lock:

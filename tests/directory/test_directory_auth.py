@@ -184,3 +184,25 @@ def test_limiter_memory_is_bounded():
     assert lim.tracked_keys() <= 50
     assert lim.ip_key("::ffff:192.0.2.1") == ("ip", "192.0.2.1")
     assert lim.ip_key("2001:db8:0:0:1::5") == ("ip", "2001:db8::/64")
+
+
+def test_parallel_attempts_cannot_slip_past_the_limit(reactor, directory):
+    auth = Authenticator(directory, FailureLimiter(max_failures_per_ip=100, max_failures_per_user=3), failure_delay=0)
+
+    def launch_many():
+        from twisted.internet import defer
+
+        attempts = [defer.ensureDeferred(auth.authenticate("bob@example.com", "wrong", f"192.0.2.{i}"))
+                    for i in range(10)]
+        return defer.DeferredList(attempts, consumeErrors=True)
+
+    outcomes = [type(failure.value) for ok, failure in reactor_thread.call(launch_many)]
+    assert sorted(o.__name__ for o in outcomes) == ["AuthFailed"] * 3 + ["AuthThrottled"] * 7
+    assert len(directory.threads) == 3  # only three passwords were checked
+
+
+def test_good_logins_do_not_count_against_the_ip(reactor, directory):
+    auth = Authenticator(directory, FailureLimiter(max_failures_per_ip=2, max_failures_per_user=100), failure_delay=0)
+    for _ in range(5):
+        assert reactor_thread.call(auth.authenticate, "bob@example.com", "right", "192.0.2.50") == "bob@example.com"
+    assert auth.limiter.tracked_keys() == 0
