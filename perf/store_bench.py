@@ -160,9 +160,13 @@ def main(argv=None) -> int:
 
     box = acct.mailbox("INBOX")             # a new session: warm index
     t_sync, _ = timed(box.sync)
-    box.records()                            # first touch of the SQLite pages
-    t_flags, recs = timed(box.records)
-    t_flags2, _ = timed(box.records)
+    t_flags_first, recs = timed(box.records)         # reads every row from SQLite
+    t_flags, recs = timed(box.records)               # the session's view, revalidated
+    other = acct.mailbox("INBOX")                    # another session changes 100 messages
+    other.store_flags([r.uid for r in recs[:100]], ["\\Flagged"], "add")
+    other.close()
+    box.sync()
+    t_flags2, recs = timed(box.records)
     t_status, status = timed(lambda: (box.count(), box.unseen_count(), box.uidnext,
                                       box.highest_modseq))
     uids = [r.uid for r in recs]
@@ -180,7 +184,9 @@ def main(argv=None) -> int:
         ("message files read during cold build", f"{reads_during_build} "
          f"({len(reads['uids'])} distinct, {parsed} parsed)"),
         ("warm sync() with nothing changed", f"{t_sync * 1000:.1f} ms"),
-        ("warm UID+FLAGS scan (records(), all)", f"{t_flags:.3f} s / {t_flags2:.3f} s"),
+        ("UID+FLAGS scan, first in a new session (SQLite)", f"{t_flags_first:.3f} s"),
+        ("warm UID+FLAGS scan (records(), all)", f"{t_flags * 1000:.2f} ms"),
+        ("warm UID+FLAGS scan after 100 flag changes", f"{t_flags2 * 1000:.2f} ms"),
         ("warm STATUS counts (count/unseen/uidnext/modseq)", f"{t_status * 1000:.2f} ms"),
         ("warm header-field scan (From/Subject/Date, all)", f"{t_headers:.2f} s"),
         ("warm ENVELOPE fetch, 10,000 messages", f"{t_env:.2f} s"),

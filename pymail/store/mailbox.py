@@ -32,6 +32,8 @@ from pymail.store.types import Change, MessageRecord, SyncResult
 DIRTY_WINDOW_NS = 1_000_000_000
 FLOOR_STEP = 1_000_000
 MODSEQ_FILE = "pymail-modseq"
+_RECORD_SELECT = ("SELECT uid, flags, modseq, vsize, mtime, COALESCE(guid, base) "
+                  "FROM records")
 _SYSTEM_BY_LOWER = {f.lower(): f for f in fn.SYSTEM_FLAGS}
 _ATOM_SPECIALS = set('(){ %*"\\]') | {chr(i) for i in range(0x20)} | {"\x7f"}
 
@@ -79,6 +81,10 @@ class Mailbox:
         self._known: set[int] | None = None
         self._seen_modseq = 0
         self._generation = None
+        self._records: dict[int, MessageRecord] | None = None
+        self._records_list: list[MessageRecord] = []
+        self._records_modseq = 0
+        self._records_generation = None
         self._refresh()
         self._init_session()
 
@@ -131,12 +137,42 @@ class Mailbox:
         return fs
 
     def records(self) -> list[MessageRecord]:
-        flagset = self._flagset
-        rows = self.index.db.execute(
-            "SELECT uid, flags, modseq, vsize, mtime, COALESCE(guid, base) FROM records ORDER BY uid").fetchall()
-        make = tuple.__new__          # MessageRecord(...) without the per-call keyword parsing
-        return [make(MessageRecord, (uid, flagset(flags), modseq, vsize, mtime, guid))
-                for uid, flags, modseq, vsize, mtime, guid in rows]
+        """All messages, ordered by UID, as the index has them now (call ``sync()`` first).
+
+        The first call reads every row; later calls only read rows whose modseq moved and the
+        expunge log, so a warm session's full UID+FLAGS scan costs about a list copy."""
+        with self.index.read() as db:
+            highest = int(self.index.get("highest_modseq", 0, db))
+            generation = self.index.get("generation", None, db)
+            if self._records is None or generation != self._records_generation:
+                rows = db.execute(_RECORD_SELECT + " ORDER BY uid").fetchall()
+                self._records = {row[0]: self._make_record(row) for row in rows}
+                self._records_list = list(self._records.values())
+            elif highest != self._records_modseq:
+                rows = db.execute(_RECORD_SELECT + " WHERE modseq > ?",
+                                  (self._records_modseq,)).fetchall()
+                gone = db.execute("SELECT uid FROM expunged WHERE modseq > ?",
+                                  (self._records_modseq,)).fetchall()
+                cache = self._records
+                reorder = False
+                for (uid,) in gone:
+                    if cache.pop(uid, None) is not None:
+                        reorder = True
+                for row in rows:
+                    if row[0] not in cache:
+                        reorder = True
+                    cache[row[0]] = self._make_record(row)
+                if reorder:
+                    self._records_list = [cache[u] for u in sorted(cache)]
+                else:
+                    self._records_list = [cache[r.uid] for r in self._records_list]
+            self._records_modseq = highest
+            self._records_generation = generation
+        return list(self._records_list)
+
+    def _make_record(self, row) -> MessageRecord:
+        uid, flags, modseq, vsize, mtime, guid = row
+        return tuple.__new__(MessageRecord, (uid, self._flagset(flags), modseq, vsize, mtime, guid))
 
     def record(self, uid: int) -> MessageRecord | None:
         row = self.index.db.execute(

@@ -282,3 +282,21 @@ def test_keywords_are_case_insensitive(account):
     assert updated[0].flags == frozenset({"Work", "\\Seen"})
     updated, _ = box.store_flags([1], ["work"], "remove")
     assert updated[0].flags == frozenset({"\\Seen"})
+
+
+def test_records_view_follows_other_sessions(account):
+    for i in range(5):
+        account.deliver(msg(f"m{i}"))
+    s1 = account.mailbox("INBOX")
+    s2 = account.mailbox("INBOX")
+    assert len(s1.records()) == 5
+    s2.store_flags([2], ["\\Seen"], "add")
+    s2.store_flags([3], ["\\Deleted"], "add")
+    s2.expunge()
+    account.deliver(msg("late"))
+    s1.sync()
+    fresh = account.mailbox("INBOX")
+    assert s1.records() == fresh.records()
+    assert [r.uid for r in s1.records()] == [1, 2, 4, 5, 6]
+    s2.rebuild_index()
+    assert s1.records() == account.mailbox("INBOX").records()
