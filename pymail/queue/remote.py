@@ -340,6 +340,8 @@ def _quietly_rset(client) -> None:
 
 def _quietly_quit(client) -> None:
     try:
+        if client.sock is not None:
+            client.sock.settimeout(2.0)  # a polite QUIT, but never a long wait for it
         client.quit()
     except (OSError, smtplib.SMTPException):
         _quietly_close(client)
