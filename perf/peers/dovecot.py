@@ -21,7 +21,9 @@ from peers.common import PeerError, free_port, render, wait_for_banner
 
 
 def installed() -> bool:
-    return shutil.which("dovecot") is not None or Path("/usr/sbin/dovecot").exists()
+    """The dovecot binary and both protocol daemons (dovecot-imapd, dovecot-pop3d) are there."""
+    binary = shutil.which("dovecot") is not None or Path("/usr/sbin/dovecot").exists()
+    return binary and all(Path(f"/usr/lib/dovecot/{d}").exists() for d in ("imap", "pop3"))
 
 
 def dovecot_binary() -> str:

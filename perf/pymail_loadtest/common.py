@@ -150,7 +150,7 @@ def make_message(size: int, rng: random.Random, sender: str = "loadtest@example.
     lines, total = [], len(head)
     while total < size:
         words, length = [], 0
-        while length < 70:
+        while length < 64:
             w = rng.choice(_WORDS)
             words.append(w)
             length += len(w) + 1

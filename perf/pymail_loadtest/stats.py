@@ -84,8 +84,9 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 3)
 
 
-async def progress(recorder: Recorder, interval: float, out: TextIO = sys.stderr) -> None:
+async def progress(recorder: Recorder, interval: float, out: TextIO | None = None) -> None:
     """Print one line every ``interval`` seconds until cancelled."""
+    out = out or sys.stderr
     last_ops, last_t = 0, time.monotonic()
     while True:
         await asyncio.sleep(interval)
@@ -118,8 +119,9 @@ def _cell(value: float | None) -> str:
     return f"{'-':>10}" if value is None else f"{value:>10.2f}"
 
 
-def emit(summary: dict[str, Any], out: TextIO = sys.stdout, table: bool = True) -> None:
+def emit(summary: dict[str, Any], out: TextIO | None = None, table: bool = True) -> None:
     """The table (unless --json-only), then one JSON line: always the last line of output."""
+    out = out or sys.stdout
     summary = {k: v for k, v in summary.items() if k != "progress"}
     if table:
         print(format_table(summary), file=out)
