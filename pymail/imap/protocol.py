@@ -94,13 +94,15 @@ class ImapProtocol(Protocol):
             if isinstance(ev, Continue):
                 self.transport.write(serialize.continuation("Ready"))
                 continue
-            self._push(ev)
             if isinstance(ev, Frame) and _is_starttls(ev.data):
                 # Anything after the STARTTLS line in this read is plaintext the client had no
-                # right to send: drop it, never run it (RFC 3207 §4.2, RFC 2595 §3.1).
+                # right to send: drop it, never run it (RFC 3207 §4.2, RFC 2595 §3.1). The flag
+                # is set before the push: the command may run (and clear it) within the push.
                 self.framer.take_rest()
                 self._discard = True
+                self._push(ev)
                 break
+            self._push(ev)
             if isinstance(ev, Fatal):
                 break
         if len(self._inbox) >= self.settings.max_commands_in_flight and not self._paused:
