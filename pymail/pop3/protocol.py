@@ -218,6 +218,7 @@ class Pop3Machine:
 
     def _bad(self, text: str) -> list[Action]:
         """A bad command; too many of them end the session (a client gone astray or a probe)."""
+        self._sasl_pending = False  # a bad line also ends an AUTH exchange
         self._bad_commands += 1
         if self._bad_commands >= self.max_bad_commands:
             self.state = State.CLOSED

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from collections import Counter
 from typing import Any
 
@@ -90,6 +91,7 @@ class Pop3Protocol(Protocol):
         self.effect_running = False
         self._timer: Any = None
         self._producer: _Backpressure | None = None
+        self.streamed = 0  # octets of message bodies written (RETR/TOP)
 
     # -- connection ------------------------------------------------------------------------------
 
@@ -272,6 +274,7 @@ class Pop3Protocol(Protocol):
                         raise _StreamBroken()
                     if data:
                         self.transport.write(data)
+                        self.streamed += len(data)
                         self._touch()
                     if eof:
                         break
@@ -301,9 +304,12 @@ class Pop3Factory(Factory):
         self.listener = listener
         self.settings = settings
         self.connections: Counter[str] = Counter()
+        self.protocols: weakref.WeakSet[Pop3Protocol] = weakref.WeakSet()
 
     def buildProtocol(self, addr: Any) -> Pop3Protocol:
-        return Pop3Protocol(self)
+        protocol = Pop3Protocol(self)
+        self.protocols.add(protocol)
+        return protocol
 
 
 def make_factory(ctx: Any, listener: Any) -> Pop3Factory:

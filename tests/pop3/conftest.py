@@ -27,6 +27,7 @@ class Pop3Env:
     tls: Any
     client_ssl: ssl.SSLContext
     ports: list = field(default_factory=list)
+    factories: list = field(default_factory=list)
     user: str = USER
     password: str = PASSWORD
     failure_delay: float = FAILURE_DELAY
@@ -48,6 +49,7 @@ class Pop3Env:
         factory = make_factory(ctx, listener)
         port = reactor_thread.listen_tcp(factory, self.tls if tls == "implicit" else None)
         self.ports.append(port)
+        self.factories.append(factory)
         return port.getHost().port
 
     def deliver(self, raw: bytes, user: str = USER) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from pymail.pop3.errors import Pop3Error
 from pymail.pop3.protocol import (
@@ -252,3 +253,45 @@ def test_flood_while_busy_closes():
     m.data_received(b"USER a\r\nPASS b\r\n")
     actions = m.data_received(b"NOOP\r\n" * 200_000)
     assert actions[-1] == Close()
+
+
+def test_overlong_sasl_response_ends_the_auth_exchange():
+    m = machine(secure=True, max_line_length=64)
+    m.data_received(b"AUTH PLAIN\r\n")
+    assert sent(m.data_received(b"A" * 100 + b"\r\n")) == b"-ERR Line too long\r\n"
+    assert sent(m.data_received(b"NOOP\r\n")).startswith(b"-ERR NOOP is not allowed")
+
+
+_WORDS = st.sampled_from([b"USER", b"PASS", b"AUTH", b"STLS", b"CAPA", b"STAT", b"LIST", b"RETR",
+                          b"TOP", b"DELE", b"NOOP", b"RSET", b"UIDL", b"QUIT", b"APOP", b"*",
+                          b"PLAIN", b"0", b"1", b"3", b"-1", b"99999999999", b"\xff", b"=", b""])
+_LINES = st.lists(_WORDS, min_size=0, max_size=4).map(lambda ws: b" ".join(ws))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_LINES.map(lambda line: line + b"\r\n"), st.binary(max_size=40)),
+                max_size=30),
+       st.booleans(), st.booleans())
+def test_any_input_gives_only_well_formed_replies(chunks, secure, succeed):
+    """Never an exception; every reply is a +OK/-ERR/+ line (or a multi-line body)."""
+    m = machine(secure=secure, plaintext=True, max_line_length=200)
+    out = []
+    for chunk in chunks:
+        actions = m.data_received(chunk)
+        while True:
+            out.extend(actions)
+            effects = [a for a in actions if isinstance(a, (Login, Retrieve, Update))]
+            if not effects:
+                break
+            assert len(effects) == 1 and actions[-1] is effects[0]  # one effect at a time
+            if isinstance(effects[0], Login):
+                actions = (m.effect_done(MAILDROP) if succeed
+                           else m.effect_failed(Pop3Error("Authentication failed", "AUTH")))
+            else:
+                actions = m.effect_done(0 if isinstance(effects[0], Update) else None)
+    for action in out:
+        if isinstance(action, Send):
+            assert action.data.endswith(b"\r\n")
+            assert action.data[:1] in (b"+", b"-")
+    if Close() in out:
+        assert out[-1] == Close() and m.state is State.CLOSED

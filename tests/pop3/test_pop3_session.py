@@ -11,6 +11,7 @@ import time
 import pytest
 
 from pymail.pop3.settings import Pop3Settings
+from pymail.testing import reactor_thread
 
 
 def message(n: int, body: bytes = b"hello\n") -> bytes:
@@ -315,6 +316,31 @@ def test_large_message_is_streamed_intact(pop3env):
     data = received(lines)
     assert octets == size == len(data)
     assert hashlib.sha256(data).digest() == hashlib.sha256(raw.replace(b"\n", b"\r\n")).digest()
+    pop.quit()
+
+
+def test_retr_to_a_client_that_does_not_read_is_paused(pop3env):
+    raw = b"Subject: big\n\n" + (b"y" * 99 + b"\n") * 200_000  # 20 MB
+    pop3env.deliver(raw)
+    port = pop3env.serve()
+    pop = pop3env.client(port)
+    pop.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    pop._putcmd("RETR 1")
+    time.sleep(1.0)  # the client reads nothing: the server must stop reading the file
+
+    def progress():
+        [protocol] = [p for p in pop3env.factories[0].protocols if p.session is not None]
+        return protocol.streamed, protocol._producer is not None and protocol._producer.paused
+
+    streamed, paused = reactor_thread.call(progress)
+    assert paused and streamed < 8_000_000, streamed
+    time.sleep(0.3)
+    assert reactor_thread.call(progress)[0] == streamed  # no progress while paused
+    assert pop._getresp().startswith(b"+OK")
+    total = 0
+    while (line := pop.file.readline()) != b".\r\n":
+        total += len(line)
+    assert total == len(raw) + raw.count(b"\n")
     pop.quit()
 
 
