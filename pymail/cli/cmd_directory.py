@@ -6,7 +6,7 @@ from pymail.cli.errors import CliError, UsageError
 from pymail.cli.prompts import read_password
 from pymail.cli.sizes import parse_limit, show_limit
 from pymail.directory import KEEP
-from pymail.directory.addresses import normalise_address
+from pymail.directory.addresses import normalise_address, normalise_alias_source, normalise_domain
 
 
 def domain_add(args, site) -> int:
@@ -21,9 +21,9 @@ def domain_list(args, site) -> int:
 
 
 def domain_del(args, site) -> int:
-    directory = site.directory()
-    directory.delete_domain(args.name, force=args.force)
-    print(f"deleted domain {args.name.lower()} (maildirs on disk were kept)")
+    name = normalise_domain(args.name)
+    site.directory().delete_domain(name, force=args.force)
+    print(f"deleted domain {name} (maildirs on disk were kept)")
     return 0
 
 
@@ -53,23 +53,26 @@ def user_add(args, site) -> int:
 
 def user_passwd(args, site) -> int:
     directory = site.directory()
-    if directory.get_user(args.address) is None:
-        raise CliError(f"no such user {args.address}")
-    directory.set_password(args.address, read_password(args.password_stdin))
-    print(f"changed the password of {args.address.lower()}")
+    address = normalise_address(args.address)
+    if directory.get_user(address) is None:
+        raise CliError(f"no such user {address}")
+    directory.set_password(address, read_password(args.password_stdin))
+    print(f"changed the password of {address}")
     return 0
 
 
 def user_del(args, site) -> int:
-    site.directory().delete_user(args.address)
-    print(f"deleted user {args.address.lower()} (its maildir on disk was kept)")
+    address = normalise_address(args.address)
+    site.directory().delete_user(address)
+    print(f"deleted user {address} (its maildir on disk was kept)")
     return 0
 
 
 def user_enable(args, site) -> int:
     enabled = args.command == "enable"
-    site.directory().set_enabled(args.address, enabled)
-    print(f"{'enabled' if enabled else 'disabled'} user {args.address.lower()}")
+    address = normalise_address(args.address)
+    site.directory().set_enabled(address, enabled)
+    print(f"{'enabled' if enabled else 'disabled'} user {address}")
     return 0
 
 
@@ -108,8 +111,9 @@ def alias_add(args, site) -> int:
 
 
 def alias_del(args, site) -> int:
-    removed = site.directory().delete_alias(args.source, args.destinations or None)
-    print(f"removed {removed} destination(s) of {args.source.lower()}")
+    source = normalise_alias_source(args.source)
+    removed = site.directory().delete_alias(source, args.destinations or None)
+    print(f"removed {removed} destination(s) of {source}")
     return 0
 
 
