@@ -31,6 +31,7 @@ from pymail.store.types import Change, MessageRecord, SyncResult
 
 DIRTY_WINDOW_NS = 1_000_000_000
 FLOOR_STEP = 1_000_000
+SCAN_THRESHOLD = 2000     # above this many UIDs, one table scan beats IN (...) lookups
 MODSEQ_FILE = "pymail-modseq"
 _RECORD_SELECT = ("SELECT uid, flags, modseq, vsize, mtime, COALESCE(guid, base) "
                   "FROM records")
@@ -338,15 +339,22 @@ class Mailbox:
 
     def header_fields_many(self, uids, names, negate: bool = False) -> dict[int, bytes]:
         """header_fields for many messages with one index query (FETCH 1:* BODY[HEADER...])."""
-        wanted = sorted(set(uids))
+        wanted = set(uids)
         self.cache_all(wanted)
         out: dict[int, bytes] = {}
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i:i + 500]
+        select = parse.select_fields
+        if len(wanted) > SCAN_THRESHOLD:   # most of a big mailbox: one table scan is cheapest
+            for uid, header in self.index.db.execute("SELECT uid, header FROM parsed"):
+                if uid in wanted:
+                    out[uid] = select(header, names, negate)
+            return out
+        ordered = sorted(wanted)
+        for i in range(0, len(ordered), 500):
+            chunk = ordered[i:i + 500]
             marks = ",".join("?" * len(chunk))
             for uid, header in self.index.db.execute(
                     f"SELECT uid, header FROM parsed WHERE uid IN ({marks})", chunk):
-                out[uid] = parse.select_fields(bytes(header), names, negate)
+                out[uid] = select(header, names, negate)
         return out
 
     def _parsed(self, uid: int):
@@ -367,18 +375,21 @@ class Mailbox:
     def cache_all(self, uids=None) -> int:
         """Parse every message not yet in the parse cache (each file is read once).
         → how many were parsed."""
-        if uids is None:
-            todo = [r[0] for r in self.index.db.execute(
-                "SELECT uid FROM records WHERE uid NOT IN (SELECT uid FROM parsed) ORDER BY uid")]
-        else:
-            have = set()
+        if uids is not None and len(uids) <= SCAN_THRESHOLD:
             wanted = sorted(set(uids))
+            have = set()
             for i in range(0, len(wanted), 500):
                 chunk = wanted[i:i + 500]
                 marks = ",".join("?" * len(chunk))
                 have.update(r[0] for r in self.index.db.execute(
                     f"SELECT uid FROM parsed WHERE uid IN ({marks})", chunk))
             todo = [u for u in wanted if u not in have]
+        else:
+            todo = [r[0] for r in self.index.db.execute(
+                "SELECT uid FROM records WHERE uid NOT IN (SELECT uid FROM parsed) ORDER BY uid")]
+            if uids is not None:
+                wanted_set = set(uids)
+                todo = [u for u in todo if u in wanted_set]
         done = 0
         for i in range(0, len(todo), 500):
             batch = []

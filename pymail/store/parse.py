@@ -22,6 +22,7 @@ re-folds and decodes values and does not keep exact part offsets, which BODYSTRU
 
 from __future__ import annotations
 
+import functools
 import re
 
 MAX_DEPTH = 20
@@ -75,13 +76,30 @@ def header_map(header: bytes) -> dict[bytes, bytes]:
 
 def select_fields(header: bytes, names, negate: bool = False) -> bytes:
     """BODY[HEADER.FIELDS (names)] / HEADER.FIELDS.NOT: matching fields + blank line, CRLF."""
-    wanted = {n.lower() if isinstance(n, bytes) else n.lower().encode() for n in names}
-    out = bytearray()
-    for name, raw in header_fields(header):
-        if (name.lower() in wanted) != negate:
-            out += _crlf(raw)
-    out += b"\r\n"
-    return bytes(out)
+    wanted = tuple(sorted({n.lower() if isinstance(n, bytes) else n.lower().encode()
+                           for n in names}))
+    if negate:
+        out = bytearray()
+        for name, raw in header_fields(header):
+            if name.lower() not in wanted:
+                out += raw
+    else:
+        if not header.endswith(b"\n"):
+            header += b"\n"
+        out = b"".join(_field_regex(wanted).findall(header))
+    out = bytes(out)
+    if out.count(b"\n") != out.count(b"\r\n"):
+        out = _crlf(out)
+    return out + b"\r\n"
+
+
+@functools.lru_cache(maxsize=128)
+def _field_regex(names: tuple[bytes, ...]) -> re.Pattern:
+    """One field whose name is in ``names``, with its continuation lines (C speed for the
+    common FETCH BODY[HEADER.FIELDS (...)] over a whole mailbox)."""
+    alternatives = b"|".join(re.escape(n) for n in names) or b"(?!)"
+    return re.compile(rb"^(?:" + alternatives + rb")[ \t]*:[^\n]*\n(?:[ \t][^\n]*\n)*",
+                      re.IGNORECASE | re.MULTILINE)
 
 
 def _crlf(data: bytes) -> bytes:

@@ -133,3 +133,17 @@ def test_cache_all_reads_each_message_once(account):
     box.store_flags([1], ["\\Deleted"], "add")
     box.expunge()
     assert box.index.db.execute("SELECT COUNT(*) FROM parsed").fetchone()[0] == 4
+
+
+def test_header_fields_many_scan_and_lookup_paths_agree(account, monkeypatch):
+    from pymail.store import mailbox as mailbox_mod
+    for i in range(6):
+        account.deliver(f"Subject: s{i}\nFrom: a@b.c\nX-N: {i}\n\nbody\n".encode())
+    box = account.mailbox("INBOX")
+    small = box.header_fields_many([1, 3, 5, 99], ["subject", "x-n"])
+    monkeypatch.setattr(mailbox_mod, "SCAN_THRESHOLD", 1)
+    scanned = box.header_fields_many([1, 3, 5, 99], ["subject", "x-n"])
+    assert small == scanned == {u: f"Subject: s{u - 1}\r\nX-N: {u - 1}\r\n\r\n".encode()
+                                for u in (1, 3, 5)}
+    assert box.header_fields_many([2], ["from"], negate=True) == {
+        2: b"Subject: s1\r\nX-N: 1\r\n\r\n"}
