@@ -48,7 +48,33 @@ class SmtpProtocol(protocol.Protocol, TimeoutMixin):
             self._flush()
             return
         self.setTimeout(settings.idle_timeout)
-        self.core.greet("LMTP pymail" if listener.role == "lmtp" else "ESMTP pymail")
+        if self.session.filters is not None:
+            # The connect phase of the filters (DNSBL, ...) decides whether we greet at all.
+            self._busy = True
+            d = defer.ensureDeferred(self.session.filters.check("connect", self.session))
+            d.addCallbacks(lambda _: self._greet(), self._refuse_connection)
+            return
+        self._greet()
+
+    def _greet(self) -> None:
+        self._busy = False
+        if self.transport is None or not self.connected:
+            return
+        self.core.greet("LMTP pymail" if self.factory.listener.role == "lmtp" else "ESMTP pymail")
+        self._flush()
+        self._pump()
+
+    def _refuse_connection(self, failure) -> None:
+        from pymail.smtp.errors import SmtpError
+
+        self._busy = False
+        if failure.check(SmtpError):
+            reply = failure.value.reply
+        else:
+            log.error("connect filters failed: %s", failure.getTraceback())
+            reply = Reply(421, "4.3.0", "Temporary local problem, try again later")
+        maillog.event(None, f"reject: CONNECT from [{self.peer_ip}]: {reply}")
+        self.core.close(reply)
         self._flush()
 
     def connectionLost(self, reason=None) -> None:

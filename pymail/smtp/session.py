@@ -27,6 +27,7 @@ from pymail.smtp.addresses import (domain_of, has_routing, in_networks, is_ip_li
                                    split_address)
 from pymail.smtp.commands import Path, decode_xtext
 from pymail.smtp.errors import Reply, SmtpError
+from pymail.smtp.filtering import filters_for
 from pymail.smtp.lmtp import deliver_lmtp
 from pymail.smtp.received import protocol_name, received_header
 
@@ -65,6 +66,7 @@ class Session:
         self.txn: Transaction | None = None
         self.trusted = in_networks(peer_ip, self.settings.trusted_networks)
         self._sasl: dict | None = None
+        self.filters = filters_for(ctx)
 
     # -- helpers -----------------------------------------------------------------------------------
     @property
@@ -145,6 +147,8 @@ class Session:
         self.abort_transaction()
         self.helo = event.domain
         name = self.ctx.hostname
+        if self.filters is not None:
+            await self.filters.check("helo", self, event.domain)
         if not event.extended:
             self.core.accept_helo(Reply(250, "", f"{name}"))
             return
@@ -240,6 +244,8 @@ class Session:
         if self.auth_user is not None and self.role == "submission":
             if not await run_blocking(self._owns_address, sender):
                 raise SmtpError(553, "5.7.1", f"Sender address <{sender}> is not owned by {self.auth_user}")
+        if self.filters is not None:
+            await self.filters.check("mail_from", self, sender)
         self.txn = Transaction(self.queue.new_id(), sender, params)
         self.core.accept_mail(Reply(250, "2.1.0", "Sender OK"))
 
@@ -313,6 +319,8 @@ class Session:
                 raise SmtpError(554 if not self.lmtp else 550, "5.7.1",
                                 f"<{address}>: Relay access denied")
             new = [Recipient(address, False, address, orcpt, notify)]
+        if self.filters is not None:
+            await self.filters.check("rcpt", self, address)
         txn.recipients.extend(new)
         txn.rcpt_addresses.append(address)
         self.core.accept_rcpt(Reply(250, "2.1.5", "Recipient OK"))
@@ -382,6 +390,14 @@ class Session:
             log.error("%s: %s", txn.queue_id, exc)
             self._finish([Reply(451, "4.3.0", "Local error writing the message, try again later")], txn)
             return
+        if self.filters is not None:
+            try:
+                await self.filters.check_data(self, txn.sender, txn.rcpt_addresses, path)
+            except SmtpError as exc:
+                await run_blocking(_unlink, path)
+                maillog.event(txn.queue_id, f"reject: DATA from [{self.peer_ip}]: {exc.reply}; from=<{txn.sender}>")
+                self._finish([exc.reply], txn)
+                return
         envelope = Envelope(
             queue_id=txn.queue_id, sender=txn.sender, recipients=txn.recipients, created=time.time(),
             size=txn.writer.size, body=txn.params.get("body", ""),
@@ -412,3 +428,12 @@ class Session:
 
     def connection_lost(self) -> None:
         self.abort_transaction()
+
+
+def _unlink(path) -> None:
+    import os
+
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
