@@ -27,20 +27,33 @@ def _headers_only(raw: bytes) -> bytes:
     return raw
 
 
+def wants_success_notice(recipient: Recipient) -> bool:
+    return "SUCCESS" in recipient.notify
+
+
 def build_bounce(envelope: Envelope, failed: list[Recipient], path: Path, hostname: str,
                  max_body: int, new_id: str) -> tuple[Envelope, bytes] | None:
     """The bounce's envelope and message, or None when no bounce is due."""
-    if not envelope.sender or envelope.is_bounce:
+    return build_dsn(envelope, [r for r in failed if wants_failure_notice(r)], path, hostname,
+                     max_body, new_id, "failed")
+
+
+def build_dsn(envelope: Envelope, rcpts: list[Recipient], path: Path, hostname: str,
+              max_body: int, new_id: str, action: str) -> tuple[Envelope, bytes] | None:
+    """A DSN (RFC 3464) with ``action`` "failed", "delivered" or "relayed" for ``rcpts``.
+
+    Success notices (RFC 3461 §4.3) carry only the returned header, never the whole message.
+    """
+    if not envelope.sender or envelope.is_bounce or not rcpts:
         return None
-    failed = [r for r in failed if wants_failure_notice(r)]
-    if not failed:
-        return None
+    failed = rcpts
+    success = action != "failed"
     boundary = f"{new_id}/{hostname}"
     now = time.time()
     lines = [
         f"From: Mail Delivery System <MAILER-DAEMON@{hostname}>",
         f"To: <{envelope.sender}>",
-        "Subject: Undelivered Mail Returned to Sender",
+        "Subject: " + ("Successful Mail Delivery Report" if success else "Undelivered Mail Returned to Sender"),
         f"Date: {email.utils.formatdate(now)}",
         f"Message-ID: <{new_id}@{hostname}>",
         "Auto-Submitted: auto-replied",
@@ -54,11 +67,12 @@ def build_bounce(envelope: Envelope, failed: list[Recipient], path: Path, hostna
         "",
         f"This is the mail system at host {hostname}.",
         "",
-        "Your message could not be delivered to one or more recipients.",
+        ("Your message was delivered to the recipients below, as you asked." if success else
+         "Your message could not be delivered to one or more recipients."),
         "",
     ]
     for r in failed:
-        lines.append(f"<{r.original or r.address}>: {r.last_error}")
+        lines.append(f"<{r.original or r.address}>: {r.last_error or action}")
     lines += ["", f"--{boundary}", "Content-Type: message/delivery-status", ""]
     # RFC 3464 §2.2 per-message fields
     lines.append(f"Reporting-MTA: dns; {hostname}")
@@ -71,16 +85,20 @@ def build_bounce(envelope: Envelope, failed: list[Recipient], path: Path, hostna
         if r.orcpt:
             lines.append(f"Original-Recipient: {r.orcpt}")
         lines.append(f"Final-Recipient: rfc822; {r.address}")
-        lines.append("Action: failed")
-        status = r.last_error.split(" ", 2)
-        code = next((p for p in status if p.count(".") == 2 and p[0] == "5"), "5.0.0")
+        lines.append(f"Action: {action}")
+        if success:
+            code = "2.0.0"
+        else:
+            status = r.last_error.split(" ", 2)
+            code = next((p for p in status if p.count(".") == 2 and p[0] == "5"), "5.0.0")
         lines.append(f"Status: {code}")
         if r.remote_mta:
             lines.append(f"Remote-MTA: dns; {r.remote_mta}")
-        lines.append(f"Diagnostic-Code: smtp; {r.last_error}")
+        if r.last_error and not success:
+            lines.append(f"Diagnostic-Code: smtp; {r.last_error}")
     lines.append("")
     raw = path.read_bytes() if path.stat().st_size <= max_body else None
-    if envelope.ret == "HDRS" or raw is None:
+    if envelope.ret == "HDRS" or raw is None or success:
         if raw is None:
             with open(path, "rb") as f:
                 raw = f.read(max_body)

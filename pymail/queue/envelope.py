@@ -20,6 +20,7 @@ class Recipient:
     last_error: str = ""
     remote_mta: str = ""
     in_flight: bool = False  # an attempt started and has not been recorded (RFC 5321 §6.1)
+    dsn_passed: bool = False  # the next hop took NOTIFY/ORCPT: it reports success, not us
 
     @property
     def pending(self) -> bool:

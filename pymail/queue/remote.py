@@ -279,6 +279,7 @@ class RemoteDelivery:
             if code < 300:
                 r.status = DELIVERED
                 r.remote_mta = label
+                r.dsn_passed = dsn
                 log(r, "sent", f"relay={label}", _reply(code, msg))
             else:
                 cls = PermanentFailure if code >= 500 else TemporaryFailure

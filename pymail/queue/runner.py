@@ -19,7 +19,7 @@ import time
 from twisted.internet import defer, task
 
 from pymail.queue import maillog
-from pymail.queue.bounce import build_bounce
+from pymail.queue.bounce import build_bounce, build_dsn, wants_success_notice
 from pymail.queue.envelope import DELIVERED, FAILED, Recipient
 from pymail.queue.errors import DeliveryFailure
 from pymail.runtime import run_blocking
@@ -160,6 +160,10 @@ class DeliveryRunner:
         failed_now = [r for r in pending if r.status == FAILED]
         if failed_now:
             self.bounce(envelope, failed_now, path)
+        # RFC 3461 §6.2.3: NOTIFY=SUCCESS is answered by the last hop that knows DSN.
+        delivered = [r for r in pending if r.status == DELIVERED and wants_success_notice(r)]
+        if delivered:
+            self.notify_success(envelope, delivered, path)
         if envelope.done:
             qdir.remove(qid)
             maillog.event(qid, "removed")
@@ -169,6 +173,20 @@ class DeliveryRunner:
 
     def backoff(self, attempts: int) -> float:
         return min(self.settings.max_backoff, self.settings.min_backoff * (2 ** max(0, attempts - 1)))
+
+    def notify_success(self, envelope, delivered: list[Recipient], path) -> None:
+        for action, rcpts in (("delivered", [r for r in delivered if r.local]),
+                              ("relayed", [r for r in delivered if not r.local and not r.dsn_passed])):
+            made = build_dsn(envelope, rcpts, path, self.queue.hostname, self.settings.bounce_max_body,
+                             self.queue.dir.new_id(), action)
+            if made is None:
+                continue
+            dsn_env, message = made
+            dsn_env.recipients = self.queue.route(envelope.sender)
+            if dsn_env.recipients:
+                self.queue.dir.enqueue_bytes(dsn_env, message)
+                maillog.event(envelope.queue_id, f"sender delivery status notification ({action}): "
+                                                 f"{dsn_env.queue_id}")
 
     def bounce(self, envelope, failed: list[Recipient], path) -> None:
         qdir = self.queue.dir
@@ -180,7 +198,10 @@ class DeliveryRunner:
             maillog.event(envelope.queue_id, f"no bounce sent ({why})")
             return
         bounce_env, message = made
-        bounce_env.recipients = self.queue.route(envelope.sender) or bounce_env.recipients
+        bounce_env.recipients = self.queue.route(envelope.sender)
+        if not bounce_env.recipients:
+            maillog.event(envelope.queue_id, f"no bounce sent (sender <{envelope.sender}> is unknown here)")
+            return
         qdir.enqueue_bytes(bounce_env, message)
         maillog.event(envelope.queue_id, f"sender non-delivery notification: {new_id}")
         maillog.event(new_id, f"from=<>, size={bounce_env.size}, nrcpt=1 (queued)")

@@ -44,11 +44,14 @@ class Queue:
         self.runner.kick()
 
     def route(self, address: str) -> list[Recipient]:
-        """Recipients for a message made here (bounce): local users, or the outside address."""
+        """Recipients for a message made here (bounce): local users, or the outside address.
+
+        Empty when the address is in a local domain but names nobody (nowhere to send it).
+        """
         domain = address.rpartition("@")[2].lower()
-        if self.directory is None or not domain:
+        if not domain:
             return []
-        if not self.directory.is_local_domain(domain):
+        if self.directory is None or not self.directory.is_local_domain(domain):
             return [Recipient(address, False, address)]
         res = self.directory.resolve_recipient(address)
         if res is None:

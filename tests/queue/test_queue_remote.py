@@ -158,3 +158,23 @@ def test_smarthost_with_auth(world, tls_files):
         assert ("anywhere.test", "MX") not in world.dns.queries  # no MX lookup with a smarthost
     finally:
         relay.close()
+
+
+def test_notify_success_gets_a_delivered_dsn(world):
+    world.start_runner()
+    port = world.listen("mx")
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+        c.ehlo("c")
+        c.mail("alice@example.org", ["RET=FULL", "ENVID=env42"])
+        c.rcpt("bob@example.org", ["NOTIFY=SUCCESS", "ORCPT=rfc822;bob@example.org"])
+        c.rcpt("x@remote.test", ["NOTIFY=SUCCESS"])  # the sink has no DSN: we say "relayed"
+        assert c.data(b"Subject: dsn\r\n\r\nsecret body\r\n")[0] == 250
+    world.wait_for(lambda: len(bounces_for(world, "alice@example.org")) == 2, what="two success DSNs")
+    texts = sorted(m.as_string() for m in bounces_for(world, "alice@example.org"))
+    delivered = next(t for t in texts if "Action: delivered" in t)
+    relayed = next(t for t in texts if "Action: relayed" in t)
+    assert "Final-Recipient: rfc822; bob@example.org" in delivered and "Status: 2.0.0" in delivered
+    assert "Original-Envelope-Id: env42" in delivered and "Original-Recipient: rfc822;bob@example.org" in delivered
+    assert "Final-Recipient: rfc822; x@remote.test" in relayed
+    assert "secret body" not in delivered  # success notices return the header only
+    assert world.inbox("bob@example.org")
