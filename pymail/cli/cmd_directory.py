@@ -48,6 +48,8 @@ def user_add(args, site) -> int:
     except Exception as exc:  # the directory row stays: say exactly what is missing
         raise CliError(f"added user {rec.address}, but its maildir could not be created: {exc}") from None
     print(f"added user {rec.address}")
+    if any(a.source == rec.address for a in directory.list_aliases(rec.domain)):
+        print(f"note: the alias {rec.address} exists and decides where its mail goes")
     return 0
 
 
@@ -63,8 +65,12 @@ def user_passwd(args, site) -> int:
 
 def user_del(args, site) -> int:
     address = normalise_address(args.address)
-    site.directory().delete_user(address)
+    directory = site.directory()
+    directory.delete_user(address)
     print(f"deleted user {address} (its maildir on disk was kept)")
+    pointing = [a.source for a in directory.list_aliases() if address in a.destinations]
+    if pointing:
+        print(f"note: these aliases still name it: {', '.join(pointing)}")
     return 0
 
 

@@ -58,6 +58,9 @@ class Authenticator:
         self.failure_delay = failure_delay
         self._reactor = reactor
         self.portal = Portal(DirectoryRealm(), [PasswordChecker(directory)])
+        prepare = getattr(directory, "prepare", None)
+        if prepare is not None:  # one bcrypt now, before the reactor serves anyone
+            prepare()
 
     @classmethod
     def from_settings(cls, directory, settings, reactor=None) -> "Authenticator":

@@ -51,10 +51,14 @@ class Directory:
 
     def create_schema(self) -> None:
         """Run the Alembic migrations up to head (idempotent)."""
+        from alembic.util import CommandError
+
         try:
             schema.upgrade(self.engine)
         except SQLAlchemyError as exc:
             raise DirectoryError(f"cannot migrate the directory database: {_reason(exc)}") from None
+        except CommandError as exc:  # e.g. a database migrated by a newer pymail
+            raise DirectoryError(f"cannot migrate the directory database: {exc}") from None
 
     def schema_revision(self) -> str | None:
         try:
@@ -368,6 +372,11 @@ class Directory:
         if self._needs_rehash(stored):
             self._rehash(canonical, stored, secret)
         return canonical
+
+    def prepare(self) -> None:
+        """Make the dummy bcrypt hash now (a server calls this at start), so that even the first
+        failed login costs what every other one costs."""
+        self._dummy()
 
     def _dummy(self) -> bytes:
         with self._dummy_lock:

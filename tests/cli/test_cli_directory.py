@@ -104,10 +104,12 @@ def test_passwd_enable_disable_and_delete(cli):
     cli("user", "enable", "bob@example.com")
     assert "no such user nobody@example.com" in cli("user", "passwd", "nobody@example.com", "--password-stdin", input="x\n", expect=1).stderr
     assert "no such user" in cli("user", "show", "nobody@example.com", expect=1).stderr
-    assert "maildir on disk was kept" in cli("user", "del", "bob@example.com").stdout
+    cli("alias", "add", "info@example.com", "bob@example.com")
+    out = cli("user", "del", "bob@example.com").stdout
+    assert "maildir on disk was kept" in out and "note: these aliases still name it: info@example.com" in out
     assert (cli.var / "mail" / "example.com" / "bob" / "Maildir").is_dir()
     assert "no such user" in cli("user", "del", "bob@example.com", expect=1).stderr
-    assert "still has 0 user(s)" not in cli("domain", "del", "example.com").stderr
+    assert "still has 0 user(s) and 1 alias row(s)" in cli("domain", "del", "example.com", expect=1).stderr
 
 
 def test_domain_del_needs_force_when_not_empty(cli):

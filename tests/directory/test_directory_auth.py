@@ -58,7 +58,9 @@ def test_checker_verifies_in_a_thread_not_on_the_reactor(reactor, directory):
 
 
 def test_authenticate_success_returns_canonical_address(reactor, directory):
+    assert directory._dummy_hash is None
     auth = Authenticator(directory, failure_delay=0)
+    assert directory._dummy_hash is not None  # made before the first failed login, not during it
     assert reactor_thread.call(auth.authenticate, "BOB@example.COM", "right", "192.0.2.1") == "bob@example.com"
     assert reactor_thread.call(auth.authenticate, b"bob@example.com", b"right", "192.0.2.1") == "bob@example.com"
 

@@ -91,3 +91,10 @@ def test_concurrent_first_start_migrates_once(tmp_path):
     results = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, results
     assert {out.strip() for out, _ in results} == {schema.HEAD}
+
+
+def test_database_from_a_newer_pymail_is_a_clear_error(directory):
+    with directory.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999_future'")
+    with pytest.raises(DirectoryError, match="cannot migrate the directory database: Can't locate revision"):
+        directory.create_schema()
