@@ -16,7 +16,6 @@ from pymail.imap.session import SELECTED, ImapError, bad, command
 
 BATCH = 100
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-NEEDS_MESSAGE = {"ENVELOPE", "BODYSTRUCTURE", "BODY", "RFC822", "RFC822.HEADER", "RFC822.TEXT"}
 
 
 def internal_date(t: float) -> bytes:
@@ -45,8 +44,41 @@ def _partial(data: bytes, item: FetchItem) -> bytes:
     return data[origin:origin + length] if length is not None else data[origin:]
 
 
-def _item_value(item: FetchItem, msg: mime.Part | None, rec, view, uid: int) -> list:
+def needs_full_message(item: FetchItem) -> bool:
+    """Items the store's parse cache cannot answer (everything but the top-level header)."""
+    if item.name in ("RFC822", "RFC822.TEXT"):
+        return True
+    if item.section is None:
+        return False
+    return bool(item.section.part) or item.section.spec not in ("HEADER", "HEADER.FIELDS",
+                                                                "HEADER.FIELDS.NOT")
+
+
+class Source:
+    """One message's data for FETCH: the store's parse cache first, the raw message if needed."""
+
+    def __init__(self, mb, uid: int, msg: mime.Part | None, header_cache: dict):
+        self.mb = mb
+        self.uid = uid
+        self.msg = msg
+        self.header_cache = header_cache
+
+    def header(self) -> bytes:
+        if self.msg is not None:
+            return self.msg.header_bytes
+        return mime.to_crlf(self.mb.raw_header(self.uid))
+
+    def fields(self, section) -> bytes:
+        key = (section.fields, section.spec == "HEADER.FIELDS.NOT")
+        cached = self.header_cache.get(key, {}).get(self.uid)
+        if cached is not None:
+            return cached
+        return self.mb.header_fields(self.uid, list(section.fields), key[1])
+
+
+def _item_value(item: FetchItem, src: Source, rec, view, uid: int) -> list:
     name = item.name
+    msg = src.msg
     if name == "FLAGS":
         return [Atom("FLAGS"), view.flag_atoms(uid)]
     if name == "UID":
@@ -58,19 +90,25 @@ def _item_value(item: FetchItem, msg: mime.Part | None, rec, view, uid: int) -> 
     if name == "MODSEQ":
         return [Atom("MODSEQ"), [view.modseqs.get(uid, rec.modseq)]]
     if name == "ENVELOPE":
-        return [Atom("ENVELOPE"), mime.envelope(msg)]
+        return [Atom("ENVELOPE"), src.mb.envelope(uid)]
     if name == "BODYSTRUCTURE":
-        return [Atom("BODYSTRUCTURE"), mime.bodystructure(msg, True)]
+        return [Atom("BODYSTRUCTURE"), src.mb.bodystructure(uid, True)]
     if name == "BODY" and item.section is None:
-        return [Atom("BODY"), mime.bodystructure(msg, False)]
+        return [Atom("BODY"), src.mb.bodystructure(uid, False)]
     if name == "RFC822":
         return [Atom("RFC822"), serialize.Literal(msg.data)]
     if name == "RFC822.HEADER":
-        return [Atom("RFC822.HEADER"), serialize.Literal(msg.header_bytes)]
+        return [Atom("RFC822.HEADER"), serialize.Literal(src.header())]
     if name == "RFC822.TEXT":
         return [Atom("RFC822.TEXT"), serialize.Literal(msg.body_bytes)]
-    data = _partial(mime.section_bytes(msg, item.section), item)
-    return [Atom(item.response_name()), serialize.Literal(data)]
+    section = item.section
+    if msg is None and section.spec == "HEADER":
+        data = src.header()
+    elif msg is None:
+        data = src.fields(section)
+    else:
+        data = mime.section_bytes(msg, section)
+    return [Atom(item.response_name()), serialize.Literal(_partial(data, item))]
 
 
 def build_batch(session, view, pairs, items: list[FetchItem], changedsince: int | None) -> tuple[bytes, bool]:
@@ -86,9 +124,18 @@ def build_batch(session, view, pairs, items: list[FetchItem], changedsince: int 
             updated, _failed = mb.store_flags(unseen, ["\\Seen"], "add")
             view.apply_records(updated)
             add_flags = set(unseen)
-    needs_message = any(i.name in NEEDS_MESSAGE or i.section is not None for i in items)
+    full = any(needs_full_message(i) for i in items)
+    header_cache: dict = {}
+    live = [u for _, u in pairs if u in view.records and u not in view.gone]
+    if not full and live:
+        for i in items:
+            if i.section is not None and i.section.spec.startswith("HEADER.FIELDS"):
+                key = (i.section.fields, i.section.spec == "HEADER.FIELDS.NOT")
+                if key not in header_cache:
+                    header_cache[key] = mb.header_fields_many(live, list(key[0]), key[1])
     out: list[bytes] = []
     expunged = False
+    names = {i.name for i in items if i.section is None}
     for seq, uid in pairs:
         rec = view.records.get(uid)
         if rec is None or uid in view.gone:
@@ -96,20 +143,20 @@ def build_batch(session, view, pairs, items: list[FetchItem], changedsince: int 
             continue
         if changedsince is not None and view.modseqs.get(uid, 0) <= changedsince:
             continue
-        msg = None
-        if needs_message:
-            try:
+        try:
+            msg = None
+            if full:
                 with mb.open_message(uid) as f:
                     msg = mime.parse_message(f.read())
-            except StoreError as e:
-                if e.code != "EXPUNGED":
-                    raise
-                expunged = True
-                continue
-        values: list = []
-        names = {i.name for i in items if i.section is None}
-        for item in items:
-            values += _item_value(item, msg, rec, view, uid)
+            src = Source(mb, uid, msg, header_cache)
+            values: list = []
+            for item in items:
+                values += _item_value(item, src, rec, view, uid)
+        except StoreError as e:
+            if e.code != "EXPUNGED":
+                raise
+            expunged = True
+            continue
         if uid in add_flags and "FLAGS" not in names:
             values += [Atom("FLAGS"), view.flag_atoms(uid)]
         out.append(serialize.untagged(seq, "FETCH", values, utf8=session.utf8))
