@@ -51,7 +51,7 @@ def received(lines: list[bytes]) -> bytes:
 
 def test_stls_login_stat_list_retr_sizes_match(pop3env):
     bodies = [b"plain\n", b".dot line\n..two dots\n.\nend\n", b"crlf\r\nlines\r\n",
-              b"no final newline", b""]
+              b"no final newline", b"", b"bare\rcr\nends with cr\r"]
     for n, body in enumerate(bodies):
         pop3env.deliver(message(n, body))
     port = pop3env.serve()
