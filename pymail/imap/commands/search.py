@@ -12,6 +12,7 @@ import datetime
 import email
 import email.errors
 import email.header
+import email.parser
 import email.policy
 import email.utils
 
@@ -40,6 +41,7 @@ class Message:
         self.mailbox = mailbox
         self.uid = uid
         self._msg = None
+        self._head = None
         self._body = None
 
     @property
@@ -50,11 +52,21 @@ class Message:
             self._msg = email.message_from_bytes(raw, policy=email.policy.compat32)
         return self._msg
 
+    @property
+    def head(self):
+        """The header alone, from the store's parse cache (no message file read)."""
+        if self._head is None:
+            if self._msg is not None:
+                return self._msg
+            raw = self.mailbox.raw_header(self.uid)
+            self._head = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+        return self._head
+
     def headers(self, name: str) -> list[str]:
-        return [_decode_header(str(v)) for v in self.msg.get_all(name, [])]
+        return [_decode_header(str(v)) for v in self.head.get_all(name, [])]
 
     def all_headers(self) -> str:
-        return "\n".join(f"{k}: {_decode_header(str(v))}" for k, v in self.msg.items())
+        return "\n".join(f"{k}: {_decode_header(str(v))}" for k, v in self.head.items())
 
     def body(self) -> str:
         if self._body is None:
@@ -75,7 +87,7 @@ class Message:
         return self._body
 
     def sent_date(self) -> datetime.date | None:
-        value = self.msg.get("date")
+        value = self.head.get("date")
         if value is None:
             return None
         try:
