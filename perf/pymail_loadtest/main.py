@@ -16,6 +16,7 @@ from pymail_loadtest.common import (Bounds, LoadError, SizeDistribution, Target,
                                     check_loopback, load_users, raise_fd_limit)
 from pymail_loadtest.idle_load import IdleLoad, run_idle
 from pymail_loadtest.imap_load import DEFAULT_MIX, ImapLoad, parse_mix, run_imap
+from pymail_loadtest.mailbox_load import MailboxLoad, run_mailbox
 from pymail_loadtest.pop3_load import Pop3Load, run_pop3
 from pymail_loadtest.smtp_load import SmtpLoad, run_smtp
 from pymail_loadtest.stats import Recorder, emit, progress
@@ -78,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--idle-time", type=float, default=0.2, help="seconds spent in each IDLE")
     p.add_argument("--size", default="5k", help="size (distribution) of APPENDed messages")
 
+    p = sub.add_parser("mailbox", help="big-mailbox command timings, cold then warm, one client")
+    common_options(p, 143)
+    p.add_argument("--mailbox", default="INBOX")
+    p.add_argument("--passes", type=positive_int, default=2, help="1st pass is cold, the rest warm")
+    p.add_argument("--store-count", type=positive_int, default=1000, help="messages in the timed STORE")
+    p.add_argument("--search", default="Message 5 of", help="text for UID SEARCH HEADER SUBJECT")
+
     p = sub.add_parser("pop3", help="login, STAT, UIDL, LIST, RETR, DELE, QUIT cycles")
     common_options(p, 110)
     p.add_argument("--clients", type=positive_int, default=10)
@@ -119,6 +127,10 @@ def make_run(args: argparse.Namespace, users: list[User], target: Target):
         load = ImapLoad(target, args.clients, users, bounds, parse_mix(args.mix), SizeDistribution.parse(args.size),
                         args.mailbox, args.session_ops, args.window, args.idle_time, args.seed)
         return load.clients, params, lambda rec: run_imap(load, rec)
+    if args.kind == "mailbox":
+        load = MailboxLoad(target, users[0] if users else None, bounds, args.mailbox, args.passes,
+                           args.store_count, args.search)
+        return 1, params, lambda rec: run_mailbox(load, rec)
     if args.kind == "pop3":
         load = Pop3Load(target, args.clients, users, bounds, args.retr, args.dele, args.seed)
         return load.clients, params, lambda rec: run_pop3(load, rec)

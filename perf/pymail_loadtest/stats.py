@@ -100,13 +100,13 @@ async def progress(recorder: Recorder, interval: float, out: TextIO | None = Non
 
 def format_table(summary: dict[str, Any]) -> str:
     """A human summary: one row per operation, then totals and any extra figures."""
-    head = f"{'operation':<16}{'count':>9}{'errors':>8}{'per s':>10}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'max ms':>10}"
+    head = f"{'operation':<22}{'count':>9}{'errors':>8}{'per s':>10}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'max ms':>10}"
     rows = [f"pymail-loadtest {summary['kind']}  {summary['elapsed_s']:.1f}s", head, "-" * len(head)]
     for op, s in summary["ops"].items():
-        rows.append(f"{op:<16}{s['count']:>9}{s['errors']:>8}{s['per_s']:>10.1f}"
+        rows.append(f"{op:<22}{s['count']:>9}{s['errors']:>8}{s['per_s']:>10.1f}"
                     f"{_cell(s['p50_ms'])}{_cell(s['p95_ms'])}{_cell(s['p99_ms'])}{_cell(s['max_ms'])}")
     rows.append("-" * len(head))
-    rows.append(f"{'total':<16}{summary['total_ops']:>9}{summary['errors']:>8}{summary['ops_per_s']:>10.1f}")
+    rows.append(f"{'total':<22}{summary['total_ops']:>9}{summary['errors']:>8}{summary['ops_per_s']:>10.1f}")
     for key in ("rss", "connections", "delivery"):
         if key in summary:
             rows.append(f"{key}: {json.dumps(summary[key])}")

@@ -8,6 +8,18 @@ import os
 from conftest import USERS, Collect, run_cli, user_args
 
 
+def test_mailbox_timings_cold_then_warm(dovecot, capsys):
+    code, summary, out = run_cli(capsys, "mailbox", "--port", dovecot.imap_port, "--user", "%s:%s" % USERS[1],
+                                 "--passes", 2, "--store-count", 10, "--progress", 0)
+    assert code == 0, out
+    passes = summary["passes"]
+    assert [p["label"] for p in passes] == ["cold", "warm"]
+    for step in ("select", "fetch_uid_flags", "fetch_envelope", "fetch_headers", "search_header", "store"):
+        assert summary["ops"][f"{step}_cold"]["count"] == 1
+        assert summary["ops"][f"{step}_warm"]["count"] == 1
+    assert passes[0]["ms"]["exists"] == 40
+
+
 def test_imap_mix_runs_every_operation_without_errors(dovecot, capsys):
     code, summary, out = run_cli(capsys, "imap", "--port", dovecot.imap_port, "--clients", 4,
                                  "--duration", 2, "--session-ops", 10, "--window", 10, "--idle-time", 0.05,

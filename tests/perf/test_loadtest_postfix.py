@@ -1,0 +1,58 @@
+"""The private Postfix peer (perf/peers/postfix.py) and the SMTP load against it."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from peers import postfix as postfix_peer
+from pymail_loadtest.maildir_data import make_maildir
+
+
+@pytest.fixture
+def workdir():
+    base = Path(tempfile.mkdtemp(prefix="pymail-perf-postfix-"))  # not under pytest's 0700 tree
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def needs_postfix():
+    if not postfix_peer.installed():
+        pytest.skip("Postfix is not installed (apt-get install postfix, preseeded 'No configuration')")
+
+
+def test_postfix_maildir_mode_accepts_and_delivers(workdir, capsys):
+    needs_postfix()
+    mail = workdir / "mail"
+    make_maildir(mail, "user1@example.test", 1)
+    peer = postfix_peer.PostfixPeer(workdir / "pf", mode="maildir", mail_root=mail, users=["user1@example.test"])
+    with peer:
+        assert peer.pid is not None
+        code, summary, out = run_cli(capsys, "smtp", "--port", peer.smtp_port, "--to", "user1@example.test",
+                                     "--sessions", 2, "--count", 20, "--duration", 20, "--progress", 0)
+        assert code == 0, out
+        assert summary["ops"]["message"]["count"] == 20
+        new = mail / "example.test" / "user1" / "Maildir" / "new"
+        deadline = time.monotonic() + 20
+        while len(list(new.iterdir())) < 20 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(list(new.iterdir())) == 20
+    assert peer.pid is None or not Path(f"/proc/{peer.pid}").exists()
+
+
+def test_postfix_refuses_relay_for_unknown_domain_in_maildir_mode(workdir, capsys):
+    needs_postfix()
+    mail = workdir / "mail"
+    make_maildir(mail, "user1@example.test", 1)
+    with postfix_peer.PostfixPeer(workdir / "pf", mode="maildir", mail_root=mail,
+                                  users=["user1@example.test"]) as peer:
+        code, summary, _ = run_cli(capsys, "smtp", "--port", peer.smtp_port, "--to", "nobody@example.test",
+                                   "--sessions", 1, "--count", 2, "--duration", 3, "--progress", 0, "--json-only")
+    assert code == 1  # 550 unknown user at RCPT: the harness reports it, it does not count it as sent
+    assert "message" not in summary["ops"] or summary["ops"]["message"]["count"] == 0
