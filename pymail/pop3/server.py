@@ -259,33 +259,39 @@ class Pop3Protocol(Protocol):
             if self.lost:
                 raise _StreamBroken()
             self.transport.write(action.ok_line)
-            encoder = MessageEncoder(action.body_lines)
-            producer = self._producer = _Backpressure()
-            self.transport.registerProducer(producer, True)
             try:
-                while True:
-                    try:
-                        data, eof = await blocking(_read_encoded, fileobj, encoder)
-                    except OSError as exc:
-                        log.error("pop3: %s: reading uid %d failed: %s", self.session.user,
-                                  action.uid, exc)
-                        raise _StreamBroken() from None
-                    if self.lost or producer.stopped:
-                        raise _StreamBroken()
-                    if data:
-                        self.transport.write(data)
-                        self.streamed += len(data)
-                        self._touch()
-                    if eof:
-                        break
-                    await producer.wait()
-                self.transport.write(encoder.finish())
-            finally:
-                self._producer = None
-                if not self.lost:
-                    self.transport.unregisterProducer()
+                await self._stream(fileobj, MessageEncoder(action.body_lines))
+            except _StreamBroken:
+                raise
+            except Exception as exc:
+                # After "+OK" an -ERR would be read as message text: cut the connection.
+                log.error("pop3: %s: sending uid %d failed: %r", self.session.user,
+                          action.uid, exc)
+                raise _StreamBroken() from None
         finally:
             await blocking(fileobj.close)
+
+    async def _stream(self, fileobj: Any, encoder: MessageEncoder) -> None:
+        """Chunks read and encoded in a thread, written as the transport accepts them."""
+        producer = self._producer = _Backpressure()
+        self.transport.registerProducer(producer, True)
+        try:
+            while True:
+                data, eof = await blocking(_read_encoded, fileobj, encoder)
+                if self.lost or producer.stopped:
+                    raise _StreamBroken()
+                if data:
+                    self.transport.write(data)
+                    self.streamed += len(data)
+                    self._touch()
+                if eof:
+                    break
+                await producer.wait()
+            self.transport.write(encoder.finish())
+        finally:
+            self._producer = None
+            if not self.lost:
+                self.transport.unregisterProducer()
 
     async def _update(self, action: Update) -> int:
         assert self.session is not None

@@ -281,6 +281,17 @@ def test_concurrent_imap_expunge_during_a_session(pop3env):
     assert pop3env.uids() == [uids[0]]
 
 
+def test_retr_after_imap_renamed_the_file(pop3env):
+    uid = pop3env.deliver(message(1))
+    port = pop3env.serve()
+    pop = pop3env.client(port)
+    with pop3env.inbox() as imap:  # flag changes rename the maildir file (":2,FS")
+        imap.store_flags([uid], {"\\Flagged", "\\Seen"}, "add")
+    resp, lines, octets = pop.retr(1)
+    assert resp == b"+OK %d octets" % octets and lines[1] == b"Subject: test 1"
+    pop.quit()
+
+
 def test_quit_leaves_messages_flagged_deleted_by_imap_alone(pop3env):
     uids = [pop3env.deliver(message(n)) for n in range(2)]
     port = pop3env.serve()
