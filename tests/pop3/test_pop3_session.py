@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
+import sys
 import hashlib
 import poplib
 import socket
 import time
 
 import pytest
+
+import pymail
 
 from pymail.pop3.settings import Pop3Settings
 from pymail.testing import reactor_thread
@@ -259,6 +264,36 @@ def test_in_use_while_another_session_holds_the_maildrop(pop3env):
     second.pass_(pop3env.password)
     assert second.stat()[0] == 2
     second.quit()
+
+
+HOLDER = """
+import sys, time
+from pymail.pop3.lock import SessionLock
+SessionLock(sys.argv[1]).acquire()
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def test_in_use_when_another_process_holds_the_lock_until_it_crashes(pop3env):
+    """Another pymail worker (or host) in a POP3 session; then it dies without cleaning up."""
+    port = pop3env.serve()
+    maildir = pop3env.store.account(pop3env.user).root
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(maildir)],
+                              stdout=subprocess.PIPE, text=True,
+                              cwd=os.path.dirname(os.path.dirname(pymail.__file__)))
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        pop = pop3env.client(port, login=False)
+        pop.user(pop3env.user)
+        with pytest.raises(poplib.error_proto, match=r"\[IN-USE\]"):
+            pop.pass_(pop3env.password)
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+    pop.user(pop3env.user)
+    assert pop.pass_(pop3env.password).startswith(b"+OK Logged in")
+    pop.quit()
 
 
 def test_concurrent_imap_expunge_during_a_session(pop3env):
