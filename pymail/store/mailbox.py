@@ -342,11 +342,11 @@ class Mailbox:
         wanted = set(uids)
         self.cache_all(wanted)
         out: dict[int, bytes] = {}
-        select = parse.select_fields
+        select = parse.field_selector(names, negate)
         if len(wanted) > SCAN_THRESHOLD:   # most of a big mailbox: one table scan is cheapest
             for uid, header in self.index.db.execute("SELECT uid, header FROM parsed"):
                 if uid in wanted:
-                    out[uid] = select(header, names, negate)
+                    out[uid] = select(header)
             return out
         ordered = sorted(wanted)
         for i in range(0, len(ordered), 500):
@@ -354,7 +354,7 @@ class Mailbox:
             marks = ",".join("?" * len(chunk))
             for uid, header in self.index.db.execute(
                     f"SELECT uid, header FROM parsed WHERE uid IN ({marks})", chunk):
-                out[uid] = select(header, names, negate)
+                out[uid] = select(header)
         return out
 
     def _parsed(self, uid: int):

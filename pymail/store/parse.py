@@ -76,21 +76,31 @@ def header_map(header: bytes) -> dict[bytes, bytes]:
 
 def select_fields(header: bytes, names, negate: bool = False) -> bytes:
     """BODY[HEADER.FIELDS (names)] / HEADER.FIELDS.NOT: matching fields + blank line, CRLF."""
+    return field_selector(names, negate)(header)
+
+
+def field_selector(names, negate: bool = False):
+    """A function header → select_fields(header, names, negate), compiled once for a scan."""
     wanted = tuple(sorted({n.lower() if isinstance(n, bytes) else n.lower().encode()
                            for n in names}))
     if negate:
-        out = bytearray()
-        for name, raw in header_fields(header):
-            if name.lower() not in wanted:
-                out += raw
-    else:
-        if not header.endswith(b"\n"):
+        def select_not(header: bytes) -> bytes:
+            out = b"".join(raw for name, raw in header_fields(header)
+                           if name.lower() not in wanted)
+            if out.count(b"\n") != out.count(b"\r\n"):
+                out = _crlf(out)
+            return out + b"\r\n"
+        return select_not
+    findall = _field_regex(wanted).findall
+
+    def select(header: bytes) -> bytes:
+        if header[-1:] != b"\n":
             header += b"\n"
-        out = b"".join(_field_regex(wanted).findall(header))
-    out = bytes(out)
-    if out.count(b"\n") != out.count(b"\r\n"):
-        out = _crlf(out)
-    return out + b"\r\n"
+        out = b"".join(findall(header))
+        if out.count(b"\n") != out.count(b"\r\n"):
+            out = _crlf(out)
+        return out + b"\r\n"
+    return select
 
 
 @functools.lru_cache(maxsize=128)
