@@ -111,7 +111,7 @@ def user_args() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def dovecot():
+def dovecot(tls_files):
     """A private Dovecot (IMAP+POP3) over two users × 40 messages, or a skip saying why."""
     if not dovecot_peer.installed():
         pytest.skip("Dovecot is not installed (apt-get install dovecot-imapd dovecot-pop3d): "
@@ -123,7 +123,7 @@ def dovecot():
     mail_root = base / "mail"
     for name, _ in USERS:
         make_maildir(mail_root, name, 40)
-    peer = dovecot_peer.DovecotPeer(base / "run", mail_root, USERS)
+    peer = dovecot_peer.DovecotPeer(base / "run", mail_root, USERS, cert=tls_files[0], key=tls_files[1])
     peer.start()
     peer.mail_root = mail_root
     try:

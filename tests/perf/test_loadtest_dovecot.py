@@ -64,6 +64,20 @@ def test_pop3_cycles_check_sizes(dovecot, capsys):
     assert summary["retr_bytes"] > 0
 
 
+def test_imap_and_pop3_over_starttls(dovecot, capsys):
+    code, summary, out = run_cli(capsys, "imap", "--port", dovecot.imap_port, "--tls", "starttls", "--clients", 2,
+                                 "--count", 20, "--mix", "fetch_flags=1,fetch_body=1", "--progress", 0, *user_args())
+    assert code == 0, out
+    assert summary["ops"]["login"]["count"] >= 2
+    code, summary, out = run_cli(capsys, "pop3", "--port", dovecot.pop3_port, "--tls", "starttls", "--clients", 1,
+                                 "--count", 3, "--retr", 1, "--progress", 0, *user_args())
+    assert code == 0, out
+    assert summary["ops"]["retr"]["count"] == 3
+    logins = [line for line in (dovecot.base / "dovecot.log").read_text().splitlines() if "Login: " in line]
+    assert any("imap-login" in line and "TLS" in line for line in logins)
+    assert any("pop3-login" in line and "TLS" in line for line in logins)
+
+
 def test_idle_sessions_and_server_memory(dovecot, capsys):
     code, summary, out = run_cli(capsys, "idle", "--port", dovecot.imap_port, "--connections", 20,
                                  "--hold", 0.5, "--duration", 20, "--pid", dovecot.pid, "--progress", 0,
