@@ -150,6 +150,9 @@ class Session:
     helo: str = ""
     tls: bool = False
     authenticated_user: str | None = None  # set after SMTP AUTH (submission)
+    # What checks learnt in earlier phases (DNSBL hits at connect, SPF at MAIL FROM), for later
+    # phases and other checks: pass the same Session object to every phase of a connection.
+    facts: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

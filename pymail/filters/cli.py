@@ -14,6 +14,7 @@ The lead wires it into ``pymail`` with ``register_cli(top)`` in ``pymail.cli.mai
     pymail sieve activate ADDRESS NAME                (NAME "" deactivates)
     pymail sieve del ADDRESS NAME
     pymail sieve check FILE
+    pymail dkim keygen DOMAIN [--selector S] [--bits N] [--keys-dir DIR]   (prints the DNS TXT record)
 """
 
 from __future__ import annotations
@@ -83,6 +84,14 @@ def register_cli(top) -> None:
     p.add_argument("name")
     p = _add(sieve, "check", sieve_check, "check a script file; errors name the line")
     p.add_argument("file")
+
+    dk = _group(top, "dkim", "DKIM keys for signing mail sent by authenticated users")
+    p = _add(dk, "keygen", dkim_keygen, "make a signing key for a domain and print its DNS TXT record")
+    p.add_argument("domain")
+    p.add_argument("--selector", help="DNS selector (default: [filters] dkim_selector, 'pymail')")
+    p.add_argument("--bits", type=int, default=2048)
+    p.add_argument("--keys-dir", metavar="DIR", help="default: [filters] dkim_keys_dir, else <var_dir>/dkim")
+    p.add_argument("--force", action="store_true", help="replace an existing key")
 
 
 def _known_user(directory, address: str) -> str:
@@ -206,4 +215,27 @@ def sieve_check(args, site) -> int:
     except SieveError as exc:
         raise _fail(f"{args.file}: {exc}") from None
     print(f"{args.file}: ok")
+    return 0
+
+
+def dkim_keygen(args, site) -> int:
+    from pymail.filters import dkimsign
+    from pymail.filters.registry import keys_dir
+
+    settings, var_dir = None, None
+    if site is not None and getattr(site, "config_path", None) and site.config_path.exists():
+        from pymail.config import load_config
+
+        config = load_config(site.config_path)
+        settings, var_dir = config.filters, str(config.var_dir)
+    directory = args.keys_dir or (keys_dir(settings, var_dir) if settings is not None else None)
+    if directory is None:
+        raise _fail("no config file: give --keys-dir")
+    selector = args.selector or (settings.dkim_selector if settings is not None else "pymail")
+    try:
+        path, txt = dkimsign.generate_key(directory, args.domain, selector, args.bits, overwrite=args.force)
+    except dkimsign.DkimKeyError as exc:
+        raise _fail(str(exc)) from None
+    print(f"; key written to {path}; publish this record:")
+    print(dkimsign.dns_record(args.domain.lower().rstrip("."), selector, txt))
     return 0

@@ -49,14 +49,15 @@ class Pipeline:
         self.slots = list(slots)
 
     @classmethod
-    def from_settings(cls, settings: FilterSettings, directory: Any = None) -> "Pipeline":
+    def from_settings(cls, settings: FilterSettings, directory: Any = None, hostname: str = "localhost",
+                      var_dir: str | None = None) -> "Pipeline":
         """Build the configured checks, in ``settings.checks`` order."""
         from pymail.filters.registry import build_check
 
         slots = []
         for name in settings.checks:
             slots.append(CheckSlot(
-                check=build_check(name, settings, directory),
+                check=build_check(name, settings, directory, hostname, var_dir),
                 roles=tuple(settings.check_roles(name)),
                 timeout=settings.check_timeout(name),
                 fail_policy=settings.check_fail_policy(name),
@@ -78,6 +79,11 @@ class Pipeline:
 
     async def data(self, envelope: Envelope, message_path: str) -> Verdict:
         return await self._run("data", envelope.session, (envelope, message_path))
+
+    @classmethod
+    def from_config(cls, config: Any, directory: Any = None) -> "Pipeline":
+        """From a whole ``pymail.config.Config`` (hostname and var_dir come from it)."""
+        return cls.from_settings(config.filters, directory, config.server.hostname, str(config.var_dir))
 
     def deferred(self, phase: str, *args: Any):
         """The same as ``await pipeline.<phase>(*args)``, as a Twisted Deferred."""

@@ -13,7 +13,7 @@ Example::
 
 from dataclasses import dataclass, field
 
-KNOWN_CHECKS = ("clamd", "spamd")
+KNOWN_CHECKS = ("clamd", "spamd", "dnsbl", "auth", "dkim_sign")
 FAIL_POLICIES = ("tempfail", "accept")
 LISTENER_ROLES = ("mx", "submission", "lmtp")
 
@@ -22,8 +22,12 @@ LISTENER_ROLES = ("mx", "submission", "lmtp")
 DEFAULT_ROLES = {
     "clamd": ["mx", "submission", "lmtp"],
     "spamd": ["mx", "lmtp"],
+    "dnsbl": ["mx"],
+    "auth": ["mx"],  # SPF/DKIM/DMARC judge the connecting client: only where it is the sender's MTA
+    "dkim_sign": ["submission"],
 }
-DEFAULT_TIMEOUTS = {"clamd": 30.0, "spamd": 60.0}
+DEFAULT_TIMEOUTS = {"clamd": 30.0, "spamd": 60.0, "dnsbl": 10.0, "auth": 30.0, "dkim_sign": 10.0}
+DMARC_POLICIES = ("enforce", "report")
 
 
 @dataclass
@@ -43,6 +47,21 @@ class FilterSettings:
     spamd_user: str = ""  # User: header when a message has no local recipient; "" = none
     spam_threshold: float = 5.0  # site default for users who set none
     spam_reject_score: float = 15.0  # site-wide: refuse at SMTP time at or above; 0 = never
+    # DNS for DNSBL/SPF/DKIM/DMARC (empty nameservers: /etc/resolv.conf)
+    dns_nameservers: list[str] = field(default_factory=list)
+    dns_port: int = 53
+    dns_timeout: float = 5.0
+    # DNSBL: listed in a zone adds its weight to the spam score (never refuses alone)
+    dnsbl_zones: list[str] = field(default_factory=list)  # e.g. ["zen.spamhaus.org"]
+    dnsbl_weight: float = 3.0
+    # SPF/DKIM/DMARC ("auth" check): one Authentication-Results header (RFC 8601)
+    authserv_id: str = ""  # empty: the server's hostname
+    spf_reject_fail: bool = False  # refuse at MAIL FROM when SPF says fail (-all)
+    dmarc_policy: str = "enforce"  # "enforce": p=reject refuses, p=quarantine → Junk; "report"
+    auth_max_size: int = 10 * 1024 * 1024  # DKIM is not verified on bigger messages
+    # DKIM signing of authenticated submissions: key <dkim_keys_dir>/<domain>.<selector>.key
+    dkim_keys_dir: str = ""  # empty: <var_dir>/dkim
+    dkim_selector: str = "pymail"
     # Sieve (local delivery)
     sieve_before: str = ""  # path of the site-wide "before" script users cannot override
     sieve_max_redirects: int = 4  # per message and script (RFC 5228 §4.2: limit redirects)
@@ -82,5 +101,9 @@ class FilterSettings:
             address = getattr(self, name)
             if address and not address.startswith(("tcp:", "unix:")):
                 raise ValueError(f"{name}: {address!r} must start with tcp: or unix:")
+        if self.dmarc_policy not in DMARC_POLICIES:
+            raise ValueError(f"dmarc_policy: {self.dmarc_policy!r} is not one of {', '.join(DMARC_POLICIES)}")
+        if not 0 < self.dns_port < 65536:
+            raise ValueError("dns_port: not a port number")
         if self.vacation_min_days < 0 or self.vacation_max_days < self.vacation_min_days:
             raise ValueError("vacation_min_days/vacation_max_days: need 0 <= min <= max")

@@ -226,6 +226,11 @@ class SpamdCheck(Check):
         recipients = [r.lower() for r in dict.fromkeys(envelope.rcpt_tos)]
         user = recipients[0] if recipients else self.default_user
         report = await self.client.symbols(message_path, user)
+        # DNSBL listings of the client (pymail.filters.dnsbl) count with the content score.
+        extra = float(envelope.session.facts.get("dnsbl_score") or 0.0)
+        if extra:
+            report = SpamReport(report.score + extra, report.threshold, report.is_spam,
+                                report.symbols + ("PYMAIL_DNSBL",))
         settings = await asyncio.to_thread(self._settings, recipients)
         sender = envelope.mail_from
         dispositions = {r: decide(s, report.score, sender) for r, s in settings.items()}

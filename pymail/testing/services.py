@@ -205,3 +205,81 @@ def spamd_service(timeout: float = 60.0) -> Iterator[Service]:
     finally:
         service.stop()
         shutil.rmtree(service.workdir, ignore_errors=True)
+
+
+# -- a tiny authoritative DNS server for tests (SPF, DKIM, DMARC, DNSBL answers) -----------------
+
+class DnsServer:
+    """Answers UDP queries on 127.0.0.1 from ``records``: {(name, type): [rdata text, ...]}.
+
+    Names are absolute or relative to the root ("example.org" == "example.org."); a name with no
+    records of any type answers NXDOMAIN, a known name without the asked type answers NOERROR
+    with no data. ``records`` may be changed while the server runs.
+    """
+
+    def __init__(self, records: dict[tuple[str, str], list[str]]):
+        import threading
+
+        self.records = records
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.queries: list[tuple[str, str]] = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._serve, name="test-dns", daemon=True)
+        self._thread.start()
+
+    def _lookup(self, name: str, qtype: str) -> tuple[bool, list[str]]:
+        name = name.lower().rstrip(".")
+        known = False
+        for (rname, rtype), values in list(self.records.items()):
+            if rname.lower().rstrip(".") == name:
+                known = True
+                if rtype.upper() == qtype:
+                    return True, values
+        return known, []
+
+    def _serve(self) -> None:
+        import dns.flags
+        import dns.message
+        import dns.rcode
+        import dns.rdataclass
+        import dns.rdatatype
+        import dns.rrset
+
+        while not self._stop:
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except (socket.timeout, OSError):
+                continue
+            try:
+                query = dns.message.from_wire(data)
+                reply = dns.message.make_response(query)
+                question = query.question[0]
+                qtype = dns.rdatatype.to_text(question.rdtype)
+                self.queries.append((question.name.to_text(), qtype))
+                known, values = self._lookup(question.name.to_text(), qtype)
+                if values:
+                    reply.answer.append(dns.rrset.from_text_list(
+                        question.name, 60, dns.rdataclass.IN, question.rdtype, values))
+                elif not known:
+                    reply.set_rcode(dns.rcode.NXDOMAIN)
+                reply.flags |= dns.flags.AA
+                self.sock.sendto(reply.to_wire(), peer)
+            except Exception:  # a malformed query from a test: ignore it, keep serving
+                continue
+
+    def stop(self) -> None:
+        self._stop = True
+        self._thread.join(5)
+        self.sock.close()
+
+
+@contextlib.contextmanager
+def dns_service(records: dict[tuple[str, str], list[str]]) -> Iterator[DnsServer]:
+    server = DnsServer(records)
+    try:
+        yield server
+    finally:
+        server.stop()
