@@ -161,3 +161,26 @@ def test_two_directory_objects_share_one_file(tmp_path):
     assert a.verify_password("bob@example.com", "pw") == "bob@example.com"
     a.close()
     b.close()
+
+
+def test_several_processes_write_one_sqlite_file(tmp_path):
+    """WAL + busy_timeout: concurrent writers wait for each other instead of failing."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    db = tmp_path / "shared.sqlite"
+    d = Directory(db, bcrypt_rounds=4)
+    d.create_schema()
+    d.add_domain("example.com")
+    code = ("import sys; from pymail.directory import Directory; d = Directory(sys.argv[1], bcrypt_rounds=4); "
+            "n = sys.argv[2]; [d.add_user(f'u{n}-{i}@example.com', 'pw') for i in range(15)]; "
+            "[d.set_setting(f'u{n}-{i}@example.com', 'k', str(i)) for i in range(15)]")
+    root = str(Path(__file__).resolve().parents[2])
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(db), str(n)], stderr=subprocess.PIPE, text=True, cwd=root)
+             for n in range(4)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors
+    assert len(d.list_users()) == 60
+    assert d.get_settings("u3-14@example.com") == {"k": "14"}
+    d.close()
