@@ -19,11 +19,12 @@ class Site:
     mail_root: Path
     index_root: Path | None
     fsync: bool
+    bcrypt_rounds: int = 12
 
     def directory(self):
         from pymail.directory import Directory
 
-        directory = Directory(self.directory_url)
+        directory = Directory(self.directory_url, bcrypt_rounds=self.bcrypt_rounds)
         directory.create_schema()
         return directory
 
@@ -42,4 +43,6 @@ def load_site(config_path: str | None) -> Site:
     except ConfigError as exc:
         raise CliError(f"config: {exc}") from None
     return Site(config_path=path, directory_url=config.directory_url, mail_root=config.mail_root,
-                index_root=config.index_root, fsync=config.store.fsync)
+                index_root=config.index_root, fsync=config.store.fsync,
+                # ``auth.bcrypt_rounds`` once pymail.config has it; bcrypt's usual 12 until then
+                bcrypt_rounds=getattr(config.auth, "bcrypt_rounds", 12))
