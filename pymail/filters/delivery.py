@@ -21,6 +21,7 @@ For each local recipient (blocking; the runner calls it from a thread):
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from pathlib import Path
@@ -37,6 +38,7 @@ from pymail.queue.local import LocalDelivery
 log = logging.getLogger("pymail.filters.delivery")
 
 MAX_SIEVE_BYTES = 32 * 1024 * 1024  # bigger messages skip Sieve (implicit keep): memory bound
+HEAD_BYTES = 256 * 1024
 
 
 def read_spam_score(head: bytes) -> float | None:
@@ -74,7 +76,7 @@ class FilteringDelivery(LocalDelivery):
                 log.error("site sieve_before %s is unusable: %s", self.settings.sieve_before, exc)
 
     # -- deciding ----------------------------------------------------------------------------
-    def plan(self, envelope, recipient, raw: bytes) -> Result:
+    def plan(self, envelope, recipient, raw: bytes, size: int | None = None) -> Result:
         address = recipient.address
         head = _head(raw)
         score = read_spam_score(head)
@@ -103,8 +105,8 @@ class FilteringDelivery(LocalDelivery):
             max_redirects=s.sieve_max_redirects,
         )
         sieve_envelope = SieveEnvelope(envelope.sender, recipient.original or address)
-        if len(raw) > MAX_SIEVE_BYTES:
-            log.warning("%s: message of %d bytes skips Sieve", address, len(raw))
+        if (size if size is not None else len(raw)) > MAX_SIEVE_BYTES:
+            log.warning("%s: message of %d bytes skips Sieve", address, size)
             return Result([Keep(disposition.folder, implicit=True)])
         result = run_scripts(self.before, user_script, raw, sieve_envelope, context)
         for error in result.errors:
@@ -113,8 +115,13 @@ class FilteringDelivery(LocalDelivery):
 
     # -- doing -------------------------------------------------------------------------------
     def deliver(self, envelope, recipient, path: Path) -> str:
-        raw = Path(path).read_bytes()
-        result = self.plan(envelope, recipient, raw)
+        size = os.path.getsize(path)
+        if size > MAX_SIEVE_BYTES:
+            with open(path, "rb") as f:
+                raw = _head(f.read(HEAD_BYTES))  # only the spam headers are needed
+        else:
+            raw = Path(path).read_bytes()
+        result = self.plan(envelope, recipient, raw, size)
         done: list[str] = []
         reject: Reject | None = None
         for action in result.actions:

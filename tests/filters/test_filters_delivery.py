@@ -168,3 +168,15 @@ def test_script_store_rules(env):
     assert s.active_name() is None
     s.delete("b")
     assert s.list() == []
+
+
+def test_huge_message_skips_sieve_but_keeps_spam_folder(env, monkeypatch):
+    from pymail.filters import delivery as delivery_module
+
+    monkeypatch.setattr(delivery_module, "MAX_SIEVE_BYTES", 1000)
+    s = scripts(env)
+    s.put("fw", 'require "fileinto"; fileinto "Never";')
+    s.set_active("fw")
+    deliver(env, message(score=9.5, extra=b"X-Pad: " + b"p" * 2000 + b"\r\n"))
+    assert count(env[0], "alice@example.com", "Junk") == 1
+    assert count(env[0], "alice@example.com", "Never") == 0

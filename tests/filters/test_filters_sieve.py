@@ -290,3 +290,23 @@ def test_vacation_only_when_addressed_to_the_user():
     with_addresses = VACATION.replace(':days 7', ':days 7 :addresses ["team@example.com"]')
     assert len(vacation_of(message=message, script=with_addresses)) == 1
     assert vacation_of(message=MESSAGE.replace(b"alice@", b"Alice+x@"))  # subaddress of the user
+
+
+def test_matches_cannot_be_made_to_backtrack_forever():
+    import time
+
+    subject = b"Subject: " + b"a" * 5000 + b"\r\n"
+    script = 'require "fileinto"; if header :matches "subject" "*a*a*a*a*a*a*a*a*a*a*a*a*b" { fileinto "X"; }'
+    start = time.monotonic()
+    assert folders(run(script, message=subject + b"\r\nbody\r\n")) == ["INBOX"]
+    assert time.monotonic() - start < 2
+
+
+def test_wildcard_matcher_edge_cases():
+    from pymail.filters.sieve.match import wildcard_match
+
+    cases = [("abc", "a*c", True), ("abc", "a?c", True), ("abc", "a\\*c", False), ("a*c", "a\\*c", True),
+             ("", "*", True), ("x", "", False), ("abcabc", "*bc", True), ("ab", "a*b*", True),
+             ("ab", "*c*", False), ("a?", "a\\?", True), ("ab", "a\\?", False)]
+    for value, pattern, expected in cases:
+        assert wildcard_match(value, pattern) is expected, (value, pattern)

@@ -341,6 +341,7 @@ class _Run:
         if values is None:
             return False
         matcher = match.Matcher(b.tags)
+        matcher.want_captures = self.expand
         result = matcher.test(values, self.xs(keys))
         if result and matcher.captures is not None and self.expand:
             self.match_vars = matcher.captures  # RFC 5229 §3.2

@@ -33,6 +33,41 @@ def relational(op: str, left, right) -> bool:
             "eq": left == right, "ne": left != right}[op]
 
 
+_ANY = object()  # "?" in a compiled pattern
+
+
+def wildcard_match(value: str, pattern: str) -> bool:
+    """Does ``pattern`` (``*``, ``?``, ``\\`` escapes) match all of ``value``? O(len*len), no
+    backtracking blow-up whatever the header holds (a regex with many ``*`` could take forever)."""
+    tokens: list = []  # None = "*", _ANY = "?", else a literal character
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            tokens.append(pattern[i + 1])
+            i += 2
+            continue
+        tokens.append(None if c == "*" else _ANY if c == "?" else c)
+        i += 1
+    v = t = 0
+    star_t, star_v = -1, 0
+    while v < len(value):
+        if t < len(tokens) and tokens[t] is not None and (tokens[t] == _ANY or tokens[t] == value[v]):
+            v += 1
+            t += 1
+        elif t < len(tokens) and tokens[t] is None:
+            star_t, star_v = t, v
+            t += 1
+        elif star_t >= 0:
+            star_v += 1
+            v, t = star_v, star_t + 1
+        else:
+            return False
+    while t < len(tokens) and tokens[t] is None:
+        t += 1
+    return t == len(tokens)
+
+
 @lru_cache(maxsize=256)
 def wildcard_regex(pattern: str, casefold: bool) -> re.Pattern:
     """``*`` and ``?`` with ``\\`` escapes (§2.7.1), each wildcard a capture group (RFC 5229 §3.2)."""
@@ -61,6 +96,7 @@ class Matcher:
             self.kind = next((k for k in ("contains", "matches") if k in tags), "is")
             self.op = ""
         self.captures: list[str] | None = None  # ${0}..${n} of the last successful :matches
+        self.want_captures = False  # only scripts that require "variables" use them
 
     def _fold(self, value: str) -> str:
         return casemap(value) if self.comparator == "i;ascii-casemap" else value
@@ -73,8 +109,12 @@ class Matcher:
         if self.kind == "contains":
             return self._fold(key) in self._fold(value)
         if self.kind == "matches":
-            regex = wildcard_regex(self._fold(key), False)
-            m = regex.match(self._fold(value))
+            folded_key, folded_value = self._fold(key), self._fold(value)
+            if not wildcard_match(folded_value, folded_key):
+                return False
+            if not self.want_captures:
+                return True
+            m = wildcard_regex(folded_key, False).match(folded_value)
             if m:
                 # Captures are taken from the original value, not the folded one.
                 spans = [m.span(i) for i in range(1, (m.lastindex or 0) + 1)]
