@@ -104,6 +104,12 @@ class DeliveryRunner:
     # -- one message (worker thread) ---------------------------------------------------------------
     def process(self, queue_id: str) -> None:
         qdir = self.queue.dir
+        if not qdir.data_path(queue_id).exists():
+            if qdir.env_path(queue_id).exists():
+                # An envelope whose message never became durable (crash inside commit, no 250).
+                maillog.event(queue_id, "removed: the message file is missing")
+                qdir.remove(queue_id)
+            return
         with qdir.locked(queue_id) as got:
             if not got:
                 return

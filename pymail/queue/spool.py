@@ -1,18 +1,21 @@
 """The queue on disk: message files and envelopes, written so that a 250 is never a lie.
 
-Layout under the queue directory::
+Layout under the queue directory (one folder, so one directory fsync covers both files)::
 
-    tmp/<id>        message being received (deleted at start: never acknowledged)
-    data/<id>       the message (Received header first), written once, never changed
-    env/<id>.json   the envelope; its presence makes the message queued
+    msg/<id>            the message (Received header first); written while it arrives, then
+                        never changed
+    msg/<id>.json       the envelope; its presence makes the message queued
+    msg/.<id>.<pid>.tmp an envelope being written
 
-``commit`` fsyncs the message file, renames it into ``data/``, writes the envelope to a
-temporary file, fsyncs it, renames it into ``env/`` and fsyncs both directories (POSIX only makes a
-rename durable once its directory is synced). Only then does the SMTP server say 250. A crash
-before the envelope rename leaves an orphan in ``data/`` that ``recover()`` removes: the client got
-no 250 and will retry. Envelope updates use the same write-temp/fsync/rename/fsync-dir dance.
+``commit`` fsyncs the message file, writes the envelope to a temporary file, fsyncs it, renames
+it to ``<id>.json`` and fsyncs the folder (POSIX makes a new name durable only once its directory
+is synced). Only then does the SMTP server say 250. Folder fsyncs are shared: sessions that commit
+at the same time wait for one fsync that started after their rename (group commit), which is what
+keeps concurrent sessions fast. A crash before the envelope is durable leaves a message file
+without envelope; ``recover()`` removes those (the client got no 250 and will retry). Envelope
+updates use the same write-temp/fsync/rename/fsync-folder dance.
 
-A runner delivering a message holds an exclusive ``flock`` on its data file, so several
+A runner delivering a message holds an exclusive ``flock`` on its message file, so several
 processes (pymail-server workers, the admin CLI) can share one queue directory.
 """
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,55 +44,97 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class GroupSync:
+    """Directory fsync shared by concurrent callers: each caller returns after an fsync that
+    started after it called, but one fsync serves every caller waiting for it."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._cond = threading.Condition()
+        self._started = 0
+        self._done = 0
+        self._running = False
+        self._error: OSError | None = None
+
+    def sync(self) -> None:
+        with self._cond:
+            target = self._started + 1
+            while self._done < target:
+                if self._running:
+                    self._cond.wait()
+                    continue
+                self._running = True
+                self._started += 1
+                generation = self._started
+                self._cond.release()
+                error = None
+                try:
+                    fsync_dir(self.path)
+                except OSError as exc:
+                    error = exc
+                finally:
+                    self._cond.acquire()
+                    self._running = False
+                    self._done = generation
+                    self._error = error
+                    self._cond.notify_all()
+            if self._error is not None:
+                raise self._error
+
+
 class QueueDir:
     def __init__(self, root: str | os.PathLike, fsync: bool = True):
         self.root = Path(root)
         self.fsync = fsync
-        self.tmp = self.root / "tmp"
-        self.data = self.root / "data"
-        self.env = self.root / "env"
-        for d in (self.tmp, self.data, self.env):
-            d.mkdir(parents=True, exist_ok=True)
+        self.msg = self.root / "msg"
+        self.msg.mkdir(parents=True, exist_ok=True)
+        self._group = GroupSync(self.msg)
 
     # -- paths ---------------------------------------------------------------------------------
     def new_id(self) -> str:
         return new_queue_id()
 
     def tmp_path(self, queue_id: str) -> Path:
-        return self.tmp / queue_id
+        """Where a message is spooled while it arrives (its final place: no rename needed)."""
+        return self.msg / queue_id
 
     def data_path(self, queue_id: str) -> Path:
-        return self.data / queue_id
+        return self.msg / queue_id
 
     def env_path(self, queue_id: str) -> Path:
-        return self.env / f"{queue_id}.json"
+        return self.msg / f"{queue_id}.json"
+
+    def files(self) -> list[str]:
+        return sorted(os.listdir(self.msg))
 
     # -- writing -------------------------------------------------------------------------------
     def _sync(self, fd: int) -> None:
         if self.fsync:
             os.fsync(fd)
 
-    def _sync_dir(self, path: Path) -> None:
+    def _sync_dir(self) -> None:
         if self.fsync:
-            fsync_dir(path)
+            self._group.sync()
 
     def commit(self, envelope: Envelope, spooled: Path) -> None:
         """Make a fully written spool file and its envelope durable (blocking)."""
+        final = self.data_path(envelope.queue_id)
         fd = os.open(spooled, os.O_RDONLY)
         try:
             self._sync(fd)
         finally:
             os.close(fd)
-        os.rename(spooled, self.data_path(envelope.queue_id))
-        self._write_envelope(envelope, sync_data_dir=True)
+        if Path(spooled) != final:
+            os.rename(spooled, final)
+        self._write_envelope(envelope)
 
     def save(self, envelope: Envelope) -> None:
         """Durably replace an envelope (after a delivery attempt)."""
-        self._write_envelope(envelope, sync_data_dir=False)
+        self._write_envelope(envelope)
 
-    def _write_envelope(self, envelope: Envelope, sync_data_dir: bool) -> None:
+    def _write_envelope(self, envelope: Envelope) -> None:
         final = self.env_path(envelope.queue_id)
-        tmp = self.env / f".{envelope.queue_id}.{os.getpid()}.tmp"
+        tmp = self.msg / f".{envelope.queue_id}.{os.getpid()}.{threading.get_ident()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, envelope.to_json())
@@ -96,9 +142,7 @@ class QueueDir:
         finally:
             os.close(fd)
         os.rename(tmp, final)
-        if sync_data_dir:
-            self._sync_dir(self.data)
-        self._sync_dir(self.env)
+        self._sync_dir()
 
     def enqueue_bytes(self, envelope: Envelope, message: bytes) -> None:
         """Queue a message made here (bounces)."""
@@ -115,7 +159,7 @@ class QueueDir:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
-        self._sync_dir(self.env)
+        self._sync_dir()
 
     # -- reading -------------------------------------------------------------------------------
     def load(self, queue_id: str) -> Envelope:
@@ -130,7 +174,7 @@ class QueueDir:
 
     def ids(self) -> list[str]:
         out = []
-        for name in os.listdir(self.env):
+        for name in os.listdir(self.msg):
             if name.endswith(".json") and not name.startswith("."):
                 out.append(name[:-5])
         return sorted(out)
@@ -188,23 +232,20 @@ class QueueDir:
             except FileNotFoundError:
                 return False
 
-        for name in os.listdir(self.tmp):
-            if old(self.tmp / name):
-                try:
-                    os.unlink(self.tmp / name)
-                except FileNotFoundError:
-                    pass
-        for name in os.listdir(self.env):
-            if name.startswith(".") and name.endswith(".tmp") and old(self.env / name):
-                try:
-                    os.unlink(self.env / name)
-                except FileNotFoundError:
-                    pass
         queued = set(self.ids())
-        for name in os.listdir(self.data):
-            if name not in queued and old(self.data / name):
-                with self.locked(name) as got:
-                    if got and not self.env_path(name).exists():
-                        os.unlink(self.data_path(name))
-                        removed.append(name)
+        for name in os.listdir(self.msg):
+            path = self.msg / name
+            if name.startswith("."):
+                if name.endswith(".tmp") and old(path):
+                    try:
+                        os.unlink(path)
+                    except FileNotFoundError:
+                        pass
+                continue
+            if name.endswith(".json") or name in queued or not old(path):
+                continue
+            with self.locked(name) as got:
+                if got and not self.env_path(name).exists():
+                    os.unlink(path)
+                    removed.append(name)
         return removed

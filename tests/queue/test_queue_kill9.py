@@ -89,7 +89,7 @@ def test_kill9_during_load_loses_nothing(tmp_path):
 
     server = ServerProcess(["--config", str(config), "--roles", "mx"], var).start()
     try:
-        queue_env = var / "queue" / "env"
+        queue_env = var / "queue" / "msg"
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and any(p.suffix == ".json" for p in queue_env.iterdir()):
             time.sleep(0.2)

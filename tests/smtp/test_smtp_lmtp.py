@@ -34,7 +34,7 @@ def test_lmtp_replies_once_per_recipient(mailsys):
     assert len(mailsys.inbox("bob@example.org")) == 1
     assert mailsys.inbox("full@example.org") == []
     assert not mailsys.queued()  # LMTP stores at once; nothing is left in the queue
-    assert not list(mailsys.queue.dir.tmp.iterdir())
+    assert not mailsys.queue.dir.files()
 
 
 def test_lmtp_refuses_helo_and_auth(mailsys):
