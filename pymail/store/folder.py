@@ -160,7 +160,10 @@ class Folder:
     def commit(self, items: list[tuple[TmpFile, frozenset]]) -> tuple[list[int], int]:
         """Move tmp files into new/ or cur/ and give them UIDs.  → (uids, uidvalidity)."""
         with self.lock():
-            ul = self.read_or_create_uidlist()
+            summary = ul_mod.read_summary(self.uidlist_path)
+            if summary is None or summary.version != 3:
+                self.read_or_create_uidlist() if summary is None else self._upgrade_uidlist()
+                summary = ul_mod.read_summary(self.uidlist_path)
             wanted_kw = {f for _, flags in items for f in flags if f not in fn.SYSTEM_FLAGS}
             names = kw.read(self.keywords_path)
             if wanted_kw:
@@ -168,7 +171,7 @@ class Folder:
             index = kw.index_map(names)
             dirs = set()
             entries = []
-            next_uid = ul.effective_next_uid()
+            next_uid = summary.effective_next_uid()
             for tmp, flags in items:
                 if flags:
                     dest = os.path.join(self.path, "cur",
@@ -182,8 +185,13 @@ class Folder:
                 next_uid += 1
             for d in dirs:
                 self._fsync_dir(os.path.join(self.path, d))
-            ul_mod.append(self.uidlist_path, ul, entries, self.fsync)
-            return [e.uid for e in entries], ul.uidvalidity
+            ul_mod.append_records(self.uidlist_path, summary, entries, self.fsync)
+            return [e.uid for e in entries], summary.uidvalidity
+
+    def _upgrade_uidlist(self) -> None:
+        """Rewrite a version 1 file as version 3 (caller holds the lock)."""
+        ul = ul_mod.read(self.uidlist_path)
+        ul_mod.write(self.uidlist_path, ul, self.fsync)
 
     def _fsync_dir(self, path: str) -> None:
         if not self.fsync:

@@ -35,6 +35,8 @@ SCAN_THRESHOLD = 2000     # above this many UIDs, one table scan beats IN (...) 
 MODSEQ_FILE = "pymail-modseq"
 _RECORD_SELECT = ("SELECT uid, flags, modseq, vsize, mtime, COALESCE(guid, base) "
                   "FROM records")
+_FNAME_SELECT = ("SELECT subdir || '/' || base || CASE WHEN info IS NULL THEN '' "
+                 "ELSE ':2,' || info END FROM records")
 _SYSTEM_BY_LOWER = {f.lower(): f for f in fn.SYSTEM_FLAGS}
 _ATOM_SPECIALS = set('(){ %*"\\]') | {chr(i) for i in range(0x20)} | {"\x7f"}
 
@@ -663,67 +665,63 @@ class Mailbox:
             self.index.set_json("stamp", None if dirty else stamp, db)
         return True
 
+    def _listing(self) -> set[str]:
+        """Every message file as "new/<name>" or "cur/<name>".  new/ is listed before cur/, so
+        a file moving from new/ to cur/ meanwhile is seen at least once."""
+        out: set[str] = set()
+        for sub in ("new", "cur"):
+            try:
+                names = os.listdir(os.path.join(self.folder.path, sub))
+            except FileNotFoundError:
+                continue
+            prefix = sub + "/"
+            out.update(prefix + n for n in names if n[:1] != ".")
+        return out
+
+    @staticmethod
+    def _split_listed(item: str) -> tuple[str, str, str | None]:
+        """"cur/<base>:2,<info>" → (base, subdir, info or None)."""
+        sub, name = item[:3], item[4:]
+        base, sep, info = name.partition(fn.INFO_SEP)
+        if not sep:
+            return base.split(":", 1)[0], sub, None
+        return base, sub, info
+
     def _scan(self, db) -> None:
-        ul = self.folder.read_uidlist()
-        if ul is None:
+        """Compare the directory listing with the index by full file name (set difference in
+        C), then look at only the differences: renamed (flags changed), new, gone."""
+        summary = ul_mod.read_summary(self.folder.uidlist_path)
+        if summary is None:
             with self.folder.lock():
-                ul = self.folder.read_or_create_uidlist()
-        fresh = self._check_uidvalidity(db, ul)
+                self.folder.read_or_create_uidlist()
+            summary = ul_mod.read_summary(self.folder.uidlist_path)
+        fresh = self._check_uidvalidity(db, summary)
         names = kw.read(self.folder.keywords_path)
-        listing = self._list_dir()
-        known = {row[0]: row[1:] for row in db.execute(
-            "SELECT base, uid, subdir, info, flags FROM records")}
-        if any(base not in listing for base in known):
-            again = self._list_dir()       # readdir can miss a file renamed meanwhile
-            for base, where in again.items():
-                listing.setdefault(base, where)
-        new_bases = [b for b in listing if b not in known]
+        listed = self._listing()
+        indexed = {r[0] for r in db.execute(_FNAME_SELECT)}
+        missing = indexed - listed
+        if missing:
+            listed |= self._listing()      # readdir can miss a file renamed meanwhile
+            missing = indexed - listed
+        appeared = listed - indexed
+        seen_new: dict[str, tuple[str, str | None]] = {}
+        for item in sorted(appeared):       # "cur/..." sorts before "new/...": cur wins
+            base, sub, info = self._split_listed(item)
+            seen_new.setdefault(base, (sub, info))
+        missing_bases = {self._split_listed(item)[0] for item in missing}
+        rows = self._rows_by_base(db, missing_bases | set(seen_new))
         modseq = None
-        if new_bases:
-            by_base = ul.by_base()
-            need = [b for b in new_bases if b not in by_base]
-            if need:
-                with self.folder.lock():
-                    ul = self.folder.read_or_create_uidlist()
-                    by_base = ul.by_base()
-                    still = sorted((b for b in need if b not in by_base), key=_order_key)
-                    if still:
-                        nxt = ul.effective_next_uid()
-                        entries = [ul_mod.Entry(nxt + i, b) for i, b in enumerate(still)]
-                        ul_mod.append(self.folder.uidlist_path, ul, entries, self._fsync)
-                        by_base.update((e.base, e) for e in entries)
-            modseq = self._next_modseq(db)
-            rows = []
-            for base in sorted(new_bases, key=lambda b: by_base[b].uid):
-                entry = by_base[base]
-                subdir, info = listing[base]
-                path = os.path.join(self.folder.path, subdir, self._fname(base, info))
-                size, vsize = fn.size_fields(base)
-                if vsize is None and (entry.get("W") or "").isdigit():
-                    vsize = int(entry.get("W"))
-                try:
-                    st = os.stat(path)
-                    if vsize is None:
-                        vsize = _count_vsize(path)
-                except FileNotFoundError:
-                    continue        # gone again already; never recorded
-                if size is None:
-                    size = st.st_size
-                flags = fn.flags_from_info(info or "", names)
-                rows.append((entry.uid, base, subdir, info, " ".join(sorted(flags)),
-                             int("\\Seen" in flags), modseq, modseq, size, vsize, st.st_mtime,
-                             entry.get("G"), entry.get("P")))
-            db.executemany("INSERT OR IGNORE INTO records (uid, base, subdir, info, flags, seen, "
-                           "modseq, created, size, vsize, mtime, guid, pop3) "
-                           "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
         updates, gone = [], []
-        for base, (uid, subdir, info, flag_text) in known.items():
-            where = listing.get(base)
-            if where is None:
-                gone.append(uid)
-            elif where != (subdir, info):
+        for uid, base, subdir, info, flag_text in rows:
+            where = seen_new.pop(base, None)
+            if where is not None:
                 new_flags = fn.flags_from_info(where[1] or "", names)
                 updates.append((uid, where, new_flags, new_flags != self._flagset(flag_text)))
+            elif base in missing_bases:
+                gone.append(uid)
+        if seen_new:
+            modseq = self._next_modseq(db)
+            self._insert_new(db, seen_new, names, modseq)
         if updates or gone:
             if modseq is None:
                 modseq = self._next_modseq(db)
@@ -739,11 +737,87 @@ class Mailbox:
             db.executemany("INSERT OR REPLACE INTO expunged VALUES (?, ?)",
                            [(u, modseq) for u in gone])
         top = db.execute("SELECT MAX(uid) FROM records").fetchone()[0] or 0
-        uidnext = max(int(self.index.get("uidnext", 1, db)), ul.effective_next_uid(), top + 1)
+        summary = ul_mod.read_summary(self.folder.uidlist_path) or summary
+        uidnext = max(int(self.index.get("uidnext", 1, db)), summary.effective_next_uid(),
+                      top + 1)
         self.index.set("uidnext", uidnext, db)
         if fresh:
             row = db.execute("SELECT MIN(uid) FROM records WHERE subdir='new'").fetchone()
             self.index.set("first_recent_uid", row[0] or uidnext, db)
+
+    def _rows_by_base(self, db, bases) -> list:
+        bases = sorted(bases)
+        rows = []
+        for i in range(0, len(bases), 500):
+            chunk = bases[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            rows += db.execute("SELECT uid, base, subdir, info, flags FROM records "
+                               f"WHERE base IN ({marks})", chunk).fetchall()
+        return rows
+
+    def _uidlist_entries(self, db, wanted: set[str]) -> dict[str, ul_mod.Entry]:
+        """uidlist records for ``wanted`` base names.  Reads only what was appended since the
+        last scan when the file is the same inode (Dovecot appends too), else all of it; files
+        without a record get UIDs under the lock."""
+        found: dict[str, ul_mod.Entry] = {}
+        offset = int(self.index.get("uidlist_offset", 0, db))
+        tail = ul_mod.read_tail(self.folder.uidlist_path, offset,
+                                self.index.get("uidlist_ino", None, db))
+        if tail is not None:
+            ino, entries, end = tail
+            keep_from = end
+            for pos, entry in entries:
+                if entry.base in wanted:
+                    found[entry.base] = entry
+                elif keep_from == end:
+                    keep_from = pos          # a record whose file we have not listed yet
+            if len(found) == len(wanted):
+                self.index.set("uidlist_offset", keep_from, db)
+                self.index.set("uidlist_ino", ino, db)
+                return found
+        ul = self.folder.read_uidlist()
+        by_base = ul.by_base() if ul is not None else {}
+        found = {b: by_base[b] for b in wanted if b in by_base}
+        if len(found) < len(wanted):
+            with self.folder.lock():
+                ul = self.folder.read_or_create_uidlist()
+                by_base = ul.by_base()
+                still = sorted((b for b in wanted if b not in by_base), key=_order_key)
+                if still:
+                    nxt = ul.effective_next_uid()
+                    entries = [ul_mod.Entry(nxt + i, b) for i, b in enumerate(still)]
+                    ul_mod.append(self.folder.uidlist_path, ul, entries, self._fsync)
+                    by_base.update((e.base, e) for e in entries)
+            found = {b: by_base[b] for b in wanted}
+        self.index.set("uidlist_offset", ul.size, db)
+        self.index.set("uidlist_ino", ul.ino, db)
+        return found
+
+    def _insert_new(self, db, seen_new: dict, names: dict, modseq: int) -> None:
+        by_base = self._uidlist_entries(db, set(seen_new))
+        rows = []
+        for base in sorted(seen_new, key=lambda b: by_base[b].uid):
+            entry = by_base[base]
+            subdir, info = seen_new[base]
+            path = os.path.join(self.folder.path, subdir, self._fname(base, info))
+            size, vsize = fn.size_fields(base)
+            if vsize is None and (entry.get("W") or "").isdigit():
+                vsize = int(entry.get("W"))
+            try:
+                st = os.stat(path)
+                if vsize is None:
+                    vsize = _count_vsize(path)
+            except FileNotFoundError:
+                continue        # gone again already; never recorded
+            if size is None:
+                size = st.st_size
+            flags = fn.flags_from_info(info or "", names)
+            rows.append((entry.uid, base, subdir, info, " ".join(sorted(flags)),
+                         int("\\Seen" in flags), modseq, modseq, size, vsize, st.st_mtime,
+                         entry.get("G"), entry.get("P")))
+        db.executemany("INSERT OR IGNORE INTO records (uid, base, subdir, info, flags, seen, "
+                       "modseq, created, size, vsize, mtime, guid, pop3) "
+                       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 
     def _check_uidvalidity(self, db, ul) -> bool:
         """Reset the index when it is new or the UIDVALIDITY changed.  True if reset."""
@@ -752,7 +826,7 @@ class Mailbox:
             return False
         self.index.reset(db)
         self.index.set("uidvalidity", ul.uidvalidity, db)
-        self.index.set("guid", ul.guid, db)
+        self.index.set("guid", ul.guid or None, db)
         self.index.set("uidnext", ul.effective_next_uid(), db)
         self.index.set("generation", os.urandom(8).hex(), db)
         floor = self._read_floor(ul.uidvalidity)

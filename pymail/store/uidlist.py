@@ -56,6 +56,7 @@ class Uidlist:
     version: int = 3
     size: int = 0                 # bytes read, i.e. the offset the next append starts at
     ends_with_newline: bool = True
+    ino: int = 0                  # inode of the file read (0 when unknown)
 
     def by_base(self) -> dict[str, Entry]:
         return {e.base: e for e in self.entries}
@@ -77,10 +78,13 @@ def read(path: str) -> Uidlist | None:
     """Parse the file; None when it does not exist.  Raises StoreError(CORRUPT)."""
     try:
         with open(path, "rb") as f:
+            ino = os.fstat(f.fileno()).st_ino
             data = f.read()
     except FileNotFoundError:
         return None
-    return parse(data, path)
+    ul = parse(data, path)
+    ul.ino = ino
+    return ul
 
 
 def parse(data: bytes, path: str = NAME) -> Uidlist:
@@ -90,7 +94,24 @@ def parse(data: bytes, path: str = NAME) -> Uidlist:
     complete = lines[:-1]            # the last element is "" or a partial line
     if not complete:
         raise StoreError(CORRUPT, f"{path}: empty or truncated header")
-    head = complete[0].split()
+    version, uidvalidity, next_uid, guid, extra = _parse_header(complete[0], path)
+    entries: list[Entry] = []
+    prev = 0
+    for lineno, line in enumerate(complete[1:], start=2):
+        if not line:
+            continue
+        entry = _parse_entry(line, version)
+        if entry is None or entry.uid <= prev:
+            raise StoreError(CORRUPT, f"{path}: line {lineno} is malformed or out of order")
+        prev = entry.uid
+        entries.append(entry)
+    consumed = len("\n".join(complete).encode("utf-8", "surrogateescape")) + 1
+    return Uidlist(uidvalidity, next_uid, guid or new_guid(), extra, entries, version,
+                   consumed, ends_nl)
+
+
+def _parse_header(line: str, path: str):
+    head = line.split()
     if not head or not head[0].isdigit():
         raise StoreError(CORRUPT, f"{path}: invalid version number")
     version = int(head[0])
@@ -116,19 +137,100 @@ def parse(data: bytes, path: str = NAME) -> Uidlist:
         raise StoreError(CORRUPT, f"{path}: unsupported version {version}")
     if uidvalidity == 0 or next_uid == 0:
         raise StoreError(CORRUPT, f"{path}: header lacks UIDVALIDITY or next UID")
-    entries: list[Entry] = []
-    prev = 0
-    for lineno, line in enumerate(complete[1:], start=2):
-        if not line:
-            continue
-        entry = _parse_entry(line, version)
-        if entry is None or entry.uid <= prev:
-            raise StoreError(CORRUPT, f"{path}: line {lineno} is malformed or out of order")
-        prev = entry.uid
-        entries.append(entry)
-    consumed = len("\n".join(complete).encode("utf-8", "surrogateescape")) + 1
-    return Uidlist(uidvalidity, next_uid, guid or new_guid(), extra, entries, version,
-                   consumed, ends_nl)
+    return version, uidvalidity, next_uid, guid, extra
+
+
+@dataclass
+class Summary:
+    """The header and the last record of the file, without reading all of it."""
+    uidvalidity: int
+    next_uid: int
+    guid: str
+    last_uid: int
+    size: int
+    ino: int
+    version: int = 3
+    complete_size: int = 0     # offset just after the last complete line
+
+
+    def effective_next_uid(self) -> int:
+        return max(self.next_uid, self.last_uid + 1)
+
+
+def read_summary(path: str) -> Summary | None:
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return None
+    with f:
+        st = os.fstat(f.fileno())
+        first = f.readline(65536)
+        if not first.endswith(b"\n"):
+            raise StoreError(CORRUPT, f"{path}: empty or truncated header")
+        version, uidvalidity, next_uid, guid, _ = _parse_header(
+            first.decode("utf-8", "surrogateescape"), path)
+        start = max(len(first), st.st_size - 8192)
+        f.seek(start)
+        tail = f.read()
+    last_uid = 0
+    end = tail.rfind(b"\n")
+    complete_size = start + end + 1 if end >= 0 else len(first)
+    if end > 0:
+        line_start = tail.rfind(b"\n", 0, end) + 1
+        if line_start > 0 or start == len(first):
+            uid = tail[line_start:end].split(b" ", 1)[0]
+            if uid.isdigit():
+                last_uid = int(uid)
+    return Summary(uidvalidity, next_uid, guid or "", last_uid, st.st_size, st.st_ino, version,
+                   complete_size)
+
+
+def append_records(path: str, summary: Summary, new_entries: list[Entry],
+                   fsync: bool = True) -> None:
+    """Append to a v3 file knowing only its summary (caller holds the dotlock) — delivery does
+    not need to read a 100,000-line uidlist."""
+    data = "".join(e.line() for e in new_entries).encode("utf-8", "surrogateescape")
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.ftruncate(fd, summary.complete_size)     # drop a crashed writer's partial line
+        os.lseek(fd, summary.complete_size, os.SEEK_SET)
+        os.write(fd, data)
+        if fsync:
+            os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_tail(path: str, offset: int, ino: int | None):
+    """Records appended since ``offset`` when the file is still the same inode:
+    → (ino, [(line offset, Entry)], end offset of the last complete line), or None when the
+    file was replaced or shrank (then read it all)."""
+    if ino is None or offset <= 0:
+        return None
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return None
+    with f:
+        st = os.fstat(f.fileno())
+        if st.st_ino != ino or st.st_size < offset:
+            return None
+        f.seek(offset)
+        data = f.read()
+    out = []
+    pos = 0
+    while True:
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            break
+        line = data[pos:nl].decode("utf-8", "surrogateescape")
+        if line:
+            entry = _parse_entry(line, 3)
+            if entry is None:
+                return None
+            out.append((offset + pos, entry))
+        pos = nl + 1
+    return st.st_ino, out, offset + pos
 
 
 def _parse_entry(line: str, version: int) -> Entry | None:
@@ -164,6 +266,7 @@ def write(path: str, ul: Uidlist, fsync: bool = True) -> None:
             os.fdatasync(fd)
     finally:
         os.close(fd)
+    ul.ino = os.stat(tmp).st_ino
     os.rename(tmp, path)
     ul.size = len(data)
     ul.ends_with_newline = True

@@ -121,8 +121,10 @@ def test_uidlist_version1_read_and_upgraded(tmp_path):
     assert [r.uid for r in box.records()] == [3, 5]
     assert box.uidvalidity == 1111 and box.uidnext == 7
     assert acct.deliver(MSG).uid == 7
-    head = (root / "dovecot-uidlist").read_text().splitlines()[0].split()
-    assert head[0] == "3" and head[1] == "V1111" and head[2] == "N8"
+    lines = (root / "dovecot-uidlist").read_text().splitlines()
+    assert lines[0].split()[:3] == ["3", "V1111", "N7"]      # upgraded to version 3
+    assert lines[-1].startswith("7 :")
+    assert ul_mod.read(str(root / "dovecot-uidlist")).effective_next_uid() == 8
 
 
 def test_partial_last_line_ignored_and_repaired(account):
