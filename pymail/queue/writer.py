@@ -82,13 +82,24 @@ class SpoolWriter:
     async def finish(self) -> Path:
         """Write what is left and close the file (the queue's commit fsyncs it)."""
         self.closed = True
-        self._flush()
+        rest = b"".join(self._buffer)
+        self._buffer.clear()
+        self._buffered = 0
         await self._tail
+        if self._error is None:
+            try:
+                await run_blocking(self._write_and_close, rest)  # one thread hop for the tail
+            except OSError as exc:
+                self._error = exc
         if self._error is not None:
             await run_blocking(self._discard)
             raise OSError(f"cannot write the spool file: {self._error}")
-        await run_blocking(self._close_fd)
         return self.path
+
+    def _write_and_close(self, data: bytes) -> None:
+        if data:
+            self._write(data)
+        self._close_fd()
 
     def abort(self) -> defer.Deferred:
         """Drop the message: nothing of it is kept."""

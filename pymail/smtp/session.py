@@ -301,14 +301,12 @@ class Session:
         local_part, domain = split_address(address)
         domain = domain.lower()
         address = f"{local_part}@{domain}"
-        local_domain = (not is_ip_literal(domain)) and await run_blocking(
-            self.ctx.directory.is_local_domain, domain)
+        local_domain, resolution = await run_blocking(self._lookup, local_part, domain, address)
         if local_domain:
             if has_routing(local_part):
                 # "user%ext@local", "ext!user@local", '"user@ext"@local': source routing in the
                 # local part is never honoured (it is how open relays were abused).
                 raise SmtpError(550, "5.7.1", "Relay access denied")
-            resolution = await run_blocking(self.ctx.directory.resolve_recipient, address)
             if resolution is None or not (resolution.local_users or resolution.external):
                 raise SmtpError(550, "5.1.1", f"<{address}>: Recipient address rejected: User unknown")
             new = [Recipient(u, True, address, orcpt, notify, resolution.detail or "")
@@ -324,6 +322,14 @@ class Session:
         txn.recipients.extend(new)
         txn.rcpt_addresses.append(address)
         self.core.accept_rcpt(Reply(250, "2.1.5", "Recipient OK"))
+
+    def _lookup(self, local_part: str, domain: str, address: str):
+        """(is the domain ours, where mail for the address goes) in one thread hop."""
+        if is_ip_literal(domain) or not self.ctx.directory.is_local_domain(domain):
+            return False, None
+        if has_routing(local_part):
+            return True, None
+        return True, self.ctx.directory.resolve_recipient(address)
 
     @staticmethod
     def _rcpt_params(path: Path) -> tuple[list[str], str]:
