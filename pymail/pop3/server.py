@@ -294,11 +294,16 @@ class Pop3Protocol(Protocol):
                 self.transport.unregisterProducer()
 
     async def _update(self, action: Update) -> int:
-        assert self.session is not None
+        """The UPDATE state; the lock is released before the final +OK, so a client that
+        reconnects as soon as it has the answer finds its maildrop free."""
+        session, self.session = self.session, None
+        assert session is not None
         seen = action.retrieved_uids if self.factory.settings.seen_on_retr else ()
-        removed = await blocking(self.session.update, action.delete_uids, seen)
-        log.info("pop3: logout user=%s ip=%s deleted=%d", self.session.user, self.peer_ip,
-                 removed)
+        try:
+            removed = await blocking(session.update, action.delete_uids, seen)
+        finally:
+            await blocking(session.close)
+        log.info("pop3: logout user=%s ip=%s deleted=%d", session.user, self.peer_ip, removed)
         return removed
 
 

@@ -526,3 +526,13 @@ def test_connections_per_ip_are_limited(pop3env):
         time.sleep(0.05)
     assert line.startswith(b"+OK")
     second.close()
+
+
+def test_maildrop_is_free_as_soon_as_quit_answers(pop3env):
+    pop3env.deliver(message(1))
+    port = pop3env.serve()
+    for _ in range(10):
+        pop = pop3env.client(port)  # never IN-USE: the lock went before "+OK Logging out"
+        pop.dele(1)
+        pop.rset()
+        assert pop.quit().startswith(b"+OK Logging out")
