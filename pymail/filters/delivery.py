@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from pymail.filters import spamd, usersettings
+from pymail.filters.pipeline import QUARANTINE_HEADER
 from pymail.filters.settings import FilterSettings
 from pymail.filters.sieve import (Discard, FileInto, Keep, Redirect, Reject, Result, SieveContext,
                                   SieveEnvelope, SieveError, Vacation, VacationStore, compile_script,
@@ -45,6 +46,11 @@ def read_spam_score(head: bytes) -> float | None:
     """The topmost X-Spam-Score (the one pymail's pipeline prepended)."""
     m = re.search(rb"^X-Spam-Score:[ \t]*(-?[0-9]+(?:\.[0-9]+)?)[ \t]*\r?$", head, re.M | re.I)
     return float(m.group(1)) if m else None
+
+
+def read_quarantine(head: bytes) -> bool:
+    """True when the SMTP-time pipeline quarantined the message (e.g. DMARC p=quarantine)."""
+    return re.search(rb"^" + QUARANTINE_HEADER.encode() + rb":", head, re.M | re.I) is not None
 
 
 def read_virus_status(head: bytes) -> int:
@@ -75,6 +81,22 @@ class FilteringDelivery(LocalDelivery):
                 # Never lose mail over a site script: log loudly and deliver without it.
                 log.error("site sieve_before %s is unusable: %s", self.settings.sieve_before, exc)
 
+    @classmethod
+    def from_context(cls, ctx) -> "FilteringDelivery":
+        """For pymail-server: ``make_queue(ctx, local_delivery=FilteringDelivery.from_context(ctx))``.
+
+        Redirects and vacation replies go through ``ctx.queue`` (looked up when needed, so the
+        queue may be made after this object).
+        """
+        delivery = cls(ctx.store, ctx.directory, ctx.config.filters, ctx.hostname)
+        delivery._ctx = ctx
+        return delivery
+
+    def _queue(self):
+        if self.queue is None and getattr(self, "_ctx", None) is not None:
+            self.queue = self._ctx.queue
+        return self.queue
+
     # -- deciding ----------------------------------------------------------------------------
     def plan(self, envelope, recipient, raw: bytes, size: int | None = None) -> Result:
         address = recipient.address
@@ -84,6 +106,8 @@ class FilteringDelivery(LocalDelivery):
         prefs = (usersettings.load(self.directory, address, s.spam_threshold, s.spam_reject_score)
                  if self.directory is not None else usersettings.SpamSettings(s.spam_threshold))
         disposition = spamd.decide(prefs, score, envelope.sender)
+        if read_quarantine(head) and not usersettings.sender_matches(prefs.allow, envelope.sender):
+            disposition.folder = "Junk"
         account = self.account(address)
         try:
             existing = {m.name for m in account.list_mailboxes()}
@@ -167,14 +191,15 @@ class FilteringDelivery(LocalDelivery):
     def _enqueue(self, sender: str, to: str, message: bytes) -> str:
         from pymail.queue.envelope import Envelope
 
-        if self.queue is None:
+        queue = self._queue()
+        if queue is None:
             raise RuntimeError("no queue to send through")
-        recipients = self.queue.route(to)
+        recipients = queue.route(to)
         if not recipients:
             return f"no route to {to}"
-        envelope = Envelope(queue_id=self.queue.new_id(), sender=sender, recipients=recipients,
+        envelope = Envelope(queue_id=queue.new_id(), sender=sender, recipients=recipients,
                             created=time.time(), size=len(message))
-        self.queue.dir.enqueue_bytes(envelope, message)
+        queue.dir.enqueue_bytes(envelope, message)
         return f"queued as {envelope.queue_id}"
 
     def _redirect(self, envelope, recipient, path, raw: bytes, action: Redirect) -> str:

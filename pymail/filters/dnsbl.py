@@ -58,24 +58,31 @@ class DnsblCheck(Check):
         listed = [a for a in answers if _is_listing(a)]
         return (zone, listed[0]) if listed else None
 
-    async def connect(self, session: Session) -> Verdict:
+    async def ensure(self, session: Session) -> list[str]:
+        """Look the client up once per session (facts); returns log notes about DNS trouble."""
+        if FACT_HITS in session.facts:
+            return []
         ip = session.remote_ip
         try:
             addr = ipaddress.ip_address(ip)
         except ValueError:
-            return Verdict()
-        if addr.is_loopback or addr.is_link_local or any(addr in n for n in _LOCAL_NETS):
-            return Verdict()  # never listed; saves the lookups
+            addr = None
+        if addr is None or addr.is_loopback or addr.is_link_local or any(addr in n for n in _LOCAL_NETS):
+            session.facts[FACT_HITS], session.facts[FACT_SCORE] = [], 0.0  # never listed
+            return []
         results = await asyncio.gather(*(self._lookup(ip, z) for z in self.zones), return_exceptions=True)
         hits = [r for r in results if isinstance(r, tuple)]
-        notes = [f"dnsbl: {z}: {e}" for z, e in zip(self.zones, results) if isinstance(e, DnsTempError)]
         session.facts[FACT_HITS] = hits
         session.facts[FACT_SCORE] = self.weight * len(hits)
-        return Verdict(notes=notes)
+        return [f"dnsbl: {z}: {e}" for z, e in zip(self.zones, results) if isinstance(e, DnsTempError)]
+
+    async def connect(self, session: Session) -> Verdict:
+        return Verdict(notes=await self.ensure(session))
 
     async def data(self, envelope: Envelope, message_path: str) -> Verdict:
+        notes = await self.ensure(envelope.session)
         hits = envelope.session.facts.get(FACT_HITS) or []
         if not hits:
-            return Verdict.accept(remove_headers=["X-DNSBL"])
+            return Verdict.accept(remove_headers=["X-DNSBL"], notes=notes)
         value = f"{envelope.session.remote_ip} listed in " + ", ".join(f"{z} ({a})" for z, a in hits)
-        return Verdict.accept([("X-DNSBL", value)], remove_headers=["X-DNSBL"])
+        return Verdict.accept([("X-DNSBL", value)], remove_headers=["X-DNSBL"], notes=notes)

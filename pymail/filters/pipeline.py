@@ -32,6 +32,9 @@ log = logging.getLogger("pymail.filters")
 
 PHASES = ("connect", "helo", "mail_from", "rcpt", "data")
 UNCHECKED_HEADER = "X-Pymail-Unchecked"
+# Marks a quarantined message for local delivery (which files it to Junk); incoming copies are
+# always removed, so only pymail's own pipeline can set it.
+QUARANTINE_HEADER = "X-Pymail-Quarantine"
 
 
 @dataclass
@@ -54,6 +57,8 @@ class Pipeline:
         """Build the configured checks, in ``settings.checks`` order."""
         from pymail.filters.registry import build_check
 
+        from pymail.filters.registry import link_checks
+
         slots = []
         for name in settings.checks:
             slots.append(CheckSlot(
@@ -62,6 +67,7 @@ class Pipeline:
                 timeout=settings.check_timeout(name),
                 fail_policy=settings.check_fail_policy(name),
             ))
+        link_checks([slot.check for slot in slots])
         return cls(slots)
 
     # -- the five phases ------------------------------------------------------------------
@@ -108,7 +114,7 @@ class Pipeline:
     async def _run(self, phase: str, session: Session, args: tuple) -> Verdict:
         slots = [s for s in self.slots if self._applies(s, session)]
         if not slots:
-            return Verdict()
+            return merge([])
         results = await asyncio.gather(*(self._run_one(s, phase, args) for s in slots))
         return merge(results)
 
@@ -160,6 +166,11 @@ def merge(verdicts: list[Verdict]) -> Verdict:
         merged.spam = merged.spam or v.spam
         merged.virus = merged.virus or v.virus
         merged.notes.extend(v.notes)
-    if merged.action == Action.ACCEPT:
+    if merged.action in (Action.ACCEPT, Action.QUARANTINE):
         merged.reply = None
+    if merged.action == Action.QUARANTINE:
+        who = ", ".join(dict.fromkeys(v.check or "filter" for v in verdicts if v.action == Action.QUARANTINE))
+        merged.headers.append((QUARANTINE_HEADER, who))
+    if QUARANTINE_HEADER.lower() not in (n.lower() for n in merged.remove_headers):
+        merged.remove_headers.append(QUARANTINE_HEADER)
     return merged

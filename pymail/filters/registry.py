@@ -46,3 +46,10 @@ def keys_dir(settings: FilterSettings, var_dir: str | None) -> str:
     if settings.dkim_keys_dir:
         return settings.dkim_keys_dir
     return os.path.join(var_dir or "/var/lib/pymail", "dkim")
+
+
+def link_checks(checks: list[Check]) -> None:
+    """Let spamd count DNSBL listings even when the SMTP server rebuilds the Session per phase."""
+    by_name = {c.name: c for c in checks}
+    if "dnsbl" in by_name and "spamd" in by_name:
+        by_name["spamd"].dnsbl = by_name["dnsbl"]

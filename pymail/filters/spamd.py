@@ -17,6 +17,7 @@ sender. Spam is never silently discarded: it is refused (the sender learns it) o
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from pymail.filters.api import (
     SpamReport,
     Verdict,
 )
+
+log = logging.getLogger("pymail.filters.spamd")
 
 MAX_HEADER_BYTES = 16 * 1024
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -208,6 +211,7 @@ class SpamdCheck(Check):
         self.site_threshold = site_threshold
         self.site_reject_score = site_reject_score
         self.default_user = default_user
+        self.dnsbl = None  # a DnsblCheck, linked by the registry: its listings add to the score
 
     def _settings(self, recipients: list[str]) -> dict[str, usersettings.SpamSettings]:
         out = {}
@@ -225,7 +229,15 @@ class SpamdCheck(Check):
             return Verdict.accept([("X-Spam-Status", status)], remove_headers=list(SPAM_HEADERS))
         recipients = [r.lower() for r in dict.fromkeys(envelope.rcpt_tos)]
         user = recipients[0] if recipients else self.default_user
+        if self.dnsbl is not None:
+            lookup = asyncio.ensure_future(self.dnsbl.ensure(envelope.session))
         report = await self.client.symbols(message_path, user)
+        if self.dnsbl is not None:
+            try:
+                await lookup
+            except Exception as exc:  # DNS trouble: judge on content alone
+                envelope.session.facts.setdefault("dnsbl_score", 0.0)
+                log.warning("dnsbl lookup failed: %s", exc)
         # DNSBL listings of the client (pymail.filters.dnsbl) count with the content score.
         extra = float(envelope.session.facts.get("dnsbl_score") or 0.0)
         if extra:

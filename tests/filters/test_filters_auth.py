@@ -144,6 +144,7 @@ def test_dmarc_quarantine_files_to_junk(resolver, run, tmp_path):
     path = mail(tmp_path, "quarantine.example")
     verdict = run(auth_pipeline(resolver).data(Envelope(session(BAD_IP), "x@quarantine.example", ["a@example.com"]), path))
     assert verdict.action == Action.QUARANTINE and verdict.folder_for("a@example.com") == "Junk"
+    assert ("X-Pymail-Quarantine", "auth") in verdict.headers
 
 
 def test_no_dmarc_record_and_unsigned_mail_accepted(resolver, run, tmp_path):
@@ -178,6 +179,14 @@ def test_dnsbl_listing_counts_with_content_not_alone(resolver, run, tmp_path, sp
     run(both.connect(listed))
     v = run(both.data(Envelope(listed, "bob@example.org", ["alice@example.com"]), path))
     assert v.folder_for("alice@example.com") == "Junk" and "PYMAIL_DNSBL" in dict(v.headers)["X-Spam-Status"]
+    # The SMTP server may build a fresh Session per phase: spamd looks the client up itself.
+    fresh = session(LISTED_IP)
+    linked = Pipeline.from_settings(FilterSettings(checks=["dnsbl", "spamd"], spamd=spamd.address,
+                                                   dnsbl_zones=["bl.test"], dnsbl_weight=6.0,
+                                                   dns_nameservers=["127.0.0.1"], dns_port=resolver._resolver.port,
+                                                   spam_reject_score=0), directory)
+    v = run(linked.data(Envelope(fresh, "bob@example.org", ["alice@example.com"]), path))
+    assert v.folder_for("alice@example.com") == "Junk" and "X-DNSBL" in dict(v.headers)
     clean = session(GOOD_IP)
     run(both.connect(clean))
     v = run(both.data(Envelope(clean, "bob@example.org", ["alice@example.com"]), path))

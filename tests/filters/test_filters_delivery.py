@@ -180,3 +180,19 @@ def test_huge_message_skips_sieve_but_keeps_spam_folder(env, monkeypatch):
     deliver(env, message(score=9.5, extra=b"X-Pad: " + b"p" * 2000 + b"\r\n"))
     assert count(env[0], "alice@example.com", "Junk") == 1
     assert count(env[0], "alice@example.com", "Never") == 0
+
+
+def test_quarantined_message_goes_to_junk_and_forged_marks_are_dropped(env):
+    from pymail.filters.api import Verdict
+    from pymail.filters.headers import rewrite_file
+    from pymail.filters.pipeline import merge
+
+    deliver(env, b"X-Pymail-Quarantine: auth\r\n" + message())
+    assert count(env[0], "alice@example.com", "Junk") == 1
+    # What the pipeline does to an incoming forged mark on an accepted message: removed.
+    src = env[3] / "forged"
+    src.write_bytes(b"X-Pymail-Quarantine: evil\r\n" + message())
+    out = env[3] / "clean"
+    rewrite_file(str(src), str(out), merge([Verdict.accept()]))
+    deliver(env, out.read_bytes())
+    assert count(env[0], "alice@example.com", "INBOX") == 1

@@ -12,7 +12,7 @@ from pymail.config import ConfigError, parse_config
 from pymail.filters.api import (Action, BackendUnavailable, Check, Envelope, FilterError, Session,
                                 SmtpReply, Verdict)
 from pymail.filters.headers import rewrite
-from pymail.filters.pipeline import UNCHECKED_HEADER, CheckSlot, Pipeline, merge
+from pymail.filters.pipeline import QUARANTINE_HEADER, UNCHECKED_HEADER, CheckSlot, Pipeline, merge
 from pymail.filters.settings import FilterSettings
 
 
@@ -98,6 +98,7 @@ def test_merge_strongest_action_wins_first_reply_among_equals():
     assert merge([a, t, q]).action == Action.TEMPFAIL
     quarantined = merge([a, q])
     assert quarantined.action == Action.QUARANTINE and quarantined.reply is None
+    assert QUARANTINE_HEADER in quarantined.remove_headers and merge([a]).remove_headers == [QUARANTINE_HEADER]
     assert quarantined.folder_for("x@example.com") == "Junk"
     assert merge([a]).folder_for("x@example.com") == "INBOX"
 
@@ -119,7 +120,8 @@ def test_deferred_on_the_twisted_reactor(reactor):
 
     pipeline = Pipeline([CheckSlot(Fixed("slow", delay=0.05, result=Verdict.quarantine([("X-Q", "1")])))])
     verdict = reactor_thread.call(pipeline.deferred, "data", envelope(), "/x")
-    assert verdict.action == Action.QUARANTINE and verdict.headers == [("X-Q", "1")]
+    assert verdict.action == Action.QUARANTINE
+    assert verdict.headers == [("X-Q", "1"), (QUARANTINE_HEADER, "slow")]  # local delivery files it to Junk
 
 
 def test_settings_are_validated_by_the_config_loader():
