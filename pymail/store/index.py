@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS records (
     guid TEXT,                 -- NULL: the GUID is the base name (Dovecot's rule)
     pop3 TEXT);
 CREATE INDEX IF NOT EXISTS records_modseq ON records(modseq);
+CREATE INDEX IF NOT EXISTS records_subdir ON records(subdir);
 CREATE TABLE IF NOT EXISTS expunged (uid INTEGER PRIMARY KEY, modseq INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(modseq);
 CREATE TABLE IF NOT EXISTS parsed (uid INTEGER PRIMARY KEY, envelope TEXT, body TEXT,

@@ -605,22 +605,26 @@ class Mailbox:
 
     # -- keeping the index in step with the maildir ------------------------------------------
 
-    def _stamp(self):
-        parts = []
-        newest = 0
+    def _stamp(self) -> tuple[list, list]:
+        """(current stamp, stamp to save).  Parts: new/, cur/, dovecot-uidlist,
+        dovecot-keywords as [mtime ns, size, inode] or "absent"; in the saved copy a part
+        changed within DIRTY_WINDOW is "dirty", which never equals a real stamp."""
+        now = time.time_ns()
+        current, save = [], []
         for path in (os.path.join(self.folder.path, "new"), os.path.join(self.folder.path, "cur"),
                      self.folder.uidlist_path, self.folder.keywords_path):
             try:
                 st = os.stat(path)
             except FileNotFoundError:
-                parts.append(None)
+                current.append("absent")
+                save.append("absent")
                 continue
-            parts.append([st.st_mtime_ns, st.st_size, st.st_ino])
-            newest = max(newest, st.st_mtime_ns)
-        if not os.path.isdir(os.path.join(self.folder.path, "cur")):
+            part = [st.st_mtime_ns, st.st_size, st.st_ino]
+            current.append(part)
+            save.append("dirty" if now - st.st_mtime_ns < DIRTY_WINDOW_NS else part)
+        if current[1] == "absent":
             raise StoreError(NONEXISTENT, f"mailbox {self.name} no longer exists")
-        dirty = time.time_ns() - newest < DIRTY_WINDOW_NS
-        return parts, dirty
+        return current, save
 
     def _list_dir(self) -> dict[str, tuple[str, str | None]]:
         """base → (subdir, info or None).  new/ is listed before cur/, so a file moving from
@@ -654,22 +658,23 @@ class Mailbox:
         self._refresh(force=True)
 
     def _refresh(self, force: bool = False) -> bool:
-        stamp, dirty = self._stamp()
-        if not force and self.index.get_json("stamp") == stamp:
+        current, _ = self._stamp()
+        if not force and self.index.get_json("stamp") == current:
             return False
         with self.index.write() as db:
-            if not force and self.index.get_json("stamp", db) == stamp:
+            stored = self.index.get_json("stamp", db)
+            if not force and stored == current:
                 return False
-            stamp, dirty = self._stamp()
-            self._scan(db)
-            self.index.set_json("stamp", None if dirty else stamp, db)
+            current, save = self._stamp()
+            self._scan(db, None if force else stored, current)
+            self.index.set_json("stamp", save, db)
         return True
 
-    def _listing(self) -> set[str]:
-        """Every message file as "new/<name>" or "cur/<name>".  new/ is listed before cur/, so
-        a file moving from new/ to cur/ meanwhile is seen at least once."""
+    def _listing(self, dirs=("new", "cur")) -> set[str]:
+        """Every message file in ``dirs`` as "new/<name>" or "cur/<name>".  new/ is listed
+        before cur/, so a file moving from new/ to cur/ meanwhile is seen at least once."""
         out: set[str] = set()
-        for sub in ("new", "cur"):
+        for sub in dirs:
             try:
                 names = os.listdir(os.path.join(self.folder.path, sub))
             except FileNotFoundError:
@@ -677,6 +682,12 @@ class Mailbox:
             prefix = sub + "/"
             out.update(prefix + n for n in names if n[:1] != ".")
         return out
+
+    @staticmethod
+    def _indexed(db, dirs) -> set[str]:
+        if len(dirs) == 2:
+            return {r[0] for r in db.execute(_FNAME_SELECT)}
+        return {r[0] for r in db.execute(_FNAME_SELECT + " WHERE subdir=?", (dirs[0],))}
 
     @staticmethod
     def _split_listed(item: str) -> tuple[str, str, str | None]:
@@ -687,7 +698,7 @@ class Mailbox:
             return base.split(":", 1)[0], sub, None
         return base, sub, info
 
-    def _scan(self, db) -> None:
+    def _scan(self, db, stored, current) -> None:
         """Compare the directory listing with the index by full file name (set difference in
         C), then look at only the differences: renamed (flags changed), new, gone."""
         summary = ul_mod.read_summary(self.folder.uidlist_path)
@@ -697,9 +708,19 @@ class Mailbox:
             summary = ul_mod.read_summary(self.folder.uidlist_path)
         fresh = self._check_uidvalidity(db, summary)
         names = kw.read(self.folder.keywords_path)
-        listed = self._listing()
-        indexed = {r[0] for r in db.execute(_FNAME_SELECT)}
+        both = ("new", "cur")
+        if fresh or not isinstance(stored, list) or len(stored) != 4 or stored[3] != current[3]:
+            dirs = both                      # keyword letters may mean something new
+        else:
+            dirs = tuple(d for i, d in enumerate(both) if stored[i] != current[i])
+        listed = self._listing(dirs) if dirs else set()
+        indexed = self._indexed(db, dirs) if dirs else set()
         missing = indexed - listed
+        if missing and dirs != both:
+            # moved between new/ and cur/, or removed: look at everything
+            dirs = both
+            listed, indexed = self._listing(), self._indexed(db, both)
+            missing = indexed - listed
         if missing:
             listed |= self._listing()      # readdir can miss a file renamed meanwhile
             missing = indexed - listed

@@ -246,3 +246,40 @@ def test_maildir_changes_by_another_program_are_picked_up(account):
     res = box.sync()
     assert res.flag_changes == [1] and res.expunged == [2]
     assert box.record(1).flags == frozenset({"\\Seen", "\\Deleted"})
+
+
+def _bump_mtime(path, seconds):
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + int(seconds * 1e9)))
+
+
+def test_external_changes_seen_through_directory_stamps(account, monkeypatch):
+    from pymail.store import mailbox as mailbox_mod
+    monkeypatch.setattr(mailbox_mod, "DIRTY_WINDOW_NS", 0)
+    for _ in range(3):
+        account.deliver(MSG)
+    box = account.mailbox("INBOX")
+    box.claim_recent()                              # 1..3 now in cur/
+    account.deliver(MSG)                            # 4 in new/
+    assert box.sync().added == [4]
+    assert box.sync() == ([], [], [])               # stamps saved, nothing to do
+    cur, new = os.path.join(account.root, "cur"), os.path.join(account.root, "new")
+    # another program flags 1 (rename in cur/) and deletes 4 (from new/)
+    one = sorted(os.listdir(cur))[0]
+    os.rename(os.path.join(cur, one), os.path.join(cur, one.split(":2,")[0] + ":2,F"))
+    os.unlink(os.path.join(new, os.listdir(new)[0]))
+    _bump_mtime(cur, 5)
+    _bump_mtime(new, 5)
+    res = box.sync()
+    assert res.flag_changes == [1] and res.expunged == [4]
+    # only new/ changes: a file moved from new/ to cur/ elsewhere is not an expunge
+    account.deliver(MSG)                            # 5 in new/
+    box.sync()
+    five = os.listdir(new)[0]
+    before = os.stat(cur)
+    os.rename(os.path.join(new, five), os.path.join(cur, five + ":2,S"))
+    _bump_mtime(new, 10)
+    os.utime(cur, ns=(before.st_atime_ns, before.st_mtime_ns))   # cur/ looks unchanged
+    res = box.sync()
+    assert res.expunged == [] and res.flag_changes == [5]
+    assert box.record(5).flags == frozenset({"\\Seen"})
