@@ -233,15 +233,38 @@ def _strip_comments(s: str) -> str:
     return "".join(out)
 
 
+def _comments(s: str) -> list[str]:
+    out, depth, buf = [], 0, []
+    for c in s:
+        if c == "(":
+            if depth:
+                buf.append(c)
+            depth += 1
+        elif c == ")" and depth:
+            depth -= 1
+            if depth:
+                buf.append(c)
+            else:
+                out.append("".join(buf).strip())
+                buf = []
+        elif depth:
+            buf.append(c)
+    return out
+
+
 def _address(text: str) -> list | None:
     name = None
     lt = text.find("<")
     if lt >= 0 and ">" in text[lt:]:
-        name_text = _strip_comments(text[:lt]).strip()
+        name_text = " ".join(_strip_comments(text[:lt]).split())
         name = _unquote(name_text) if name_text else None
-        spec = text[lt + 1:text.index(">", lt)].strip()
+        spec = text[lt + 1:text.index(">", lt)]
     else:
-        spec = _strip_comments(text).strip()
+        spec = text
+        # "user@domain (Real Name)": the comment serves as the display name, as Dovecot does
+        comments = [c for c in _comments(text) if c]
+        name = comments[-1] if comments else None
+    spec = re.sub(r"\s*([@.])\s*", r"\1", _strip_comments(spec)).strip()
     route = None
     if spec.startswith("@") and ":" in spec:
         route, spec = spec.split(":", 1)
@@ -276,6 +299,11 @@ def address_list(value: bytes | None) -> list | None:
                     out.append(a)
             out.append([None, None, None, None])
     return out or None
+
+
+def envelope_from_header(header: bytes) -> list:
+    data = to_crlf(header)
+    return envelope(parse_part(data, 0, len(data)))
 
 
 def envelope(msg: Part) -> list:
@@ -353,19 +381,18 @@ def bodystructure(part: Part, extended: bool = True) -> list:
 # --- BODY[section] (RFC 3501 §6.4.5) --------------------------------------------------------
 
 def find_part(msg: Part, path: tuple[int, ...]) -> Part | None:
-    """The part a section number names; a non-multipart message's part 1 is its body."""
+    """The part a section number names (RFC 3501 §6.4.5): a non-multipart's part 1 is its body,
+    and numbers after a message/rfc822 part go into the encapsulated message."""
     part = msg
-    for n in path:
-        if part.message is not None and part is not msg:
-            part = part.message
+    for i, n in enumerate(path):
         if part.children:
             if n > len(part.children):
                 return None
             part = part.children[n - 1]
-        elif n == 1:
-            continue
-        else:
+        elif n != 1:
             return None
+        if i < len(path) - 1 and part.message is not None:
+            part = part.message
     return part
 
 

@@ -161,6 +161,8 @@ class CommandFramer:
 
 _ATOM_STOP = frozenset(b' ()"\r\n{') | frozenset(range(0, 32)) | {0x7F}
 _QUOTED_SAFE_ESCAPES = {ord("\\"), ord('"')}
+# Atoms where "[" opens a fetch section that may hold spaces (RFC 3501 §6.4.5, RFC 3516)
+_SECTION_PREFIXES = {b"BODY", b"BODY.PEEK", b"BINARY", b"BINARY.PEEK", b"BINARY.SIZE"}
 
 
 class Reader:
@@ -190,7 +192,7 @@ class Reader:
         return self.pos > start
 
     def atom(self) -> Atom:
-        """An atom; ``[...]`` (a fetch section, may hold spaces and lists) and ``<...>`` kept."""
+        """An atom; after BODY/BINARY a ``[...]`` section (may hold spaces and lists) is kept."""
         data, start, i, depth = self.data, self.pos, self.pos, 0
         while i < len(data):
             c = data[i]
@@ -203,7 +205,7 @@ class Reader:
                     depth -= 1
                 i += 1
                 continue
-            if c == ord("["):
+            if c == ord("[") and data[start:i].upper() in _SECTION_PREFIXES:
                 depth = 1
                 i += 1
                 continue

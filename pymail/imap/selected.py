@@ -15,6 +15,18 @@ from pymail.imap import serialize
 from pymail.imap.parser import Atom
 
 
+def unclaimed_recent(mailbox) -> int:
+    """The lowest UID no session has claimed as \\Recent yet (for EXAMINE and STATUS RECENT).
+
+    The store has ``claim_recent()`` but no read-only peek (a seam gap, see docs/imap.md): this
+    reads the same index value ``claim_recent`` advances, and says "none" if it cannot.
+    """
+    try:
+        return int(mailbox.index.get("first_recent_uid", 1))
+    except (AttributeError, TypeError, ValueError):
+        return mailbox.uidnext
+
+
 class SelectedMailbox:
     def __init__(self, name: str, mailbox, readonly: bool):
         self.name = name
@@ -41,6 +53,9 @@ class SelectedMailbox:
             self.records[r.uid] = r
         if not self.readonly:
             self.recent = set(mb.claim_recent()) & set(self.uids)
+        else:  # EXAMINE shows what is recent without claiming it (RFC 3501 §6.3.2)
+            first = unclaimed_recent(mb)
+            self.recent = {u for u in self.uids if u >= first}
         self.uidnext = mb.uidnext
         self._announced_exists = len(self.uids)
         self._note_keywords()

@@ -141,6 +141,18 @@ class Session:
                  f"APPENDLIMIT={self.settings.max_literal_size}", "CONDSTORE"]
         return caps
 
+    async def enable_condstore(self) -> None:
+        """A CONDSTORE-enabling command was used (RFC 7162 §3.1): from now on FETCH responses
+        carry MODSEQ; a selected mailbox gets its HIGHESTMODSEQ announced once."""
+        if "CONDSTORE" in self.enabled:
+            return
+        self.enabled.add("CONDSTORE")
+        view = self.selected
+        if view is not None and not view.condstore:
+            view.condstore = True
+            highest = await self.blocking(lambda: view.mailbox.highest_modseq)
+            self.untagged("OK", f"[HIGHESTMODSEQ {highest}] Highest")
+
     async def blocking(self, fn, *args, **kwargs):
         return await blocking(fn, *args, **kwargs)
 

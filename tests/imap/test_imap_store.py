@@ -35,7 +35,7 @@ def test_uid_store_returns_uid(connect, store):
 
 def test_store_bad_flags(connect, store):
     c = setup(connect, store)
-    for bad in ["(\\Bogus)", "(foo[bar)", "(a{b)"]:
+    for bad in ["(\\Bogus)", "(foo]bar)", "(a{b)"]:
         try:
             typ, _ = c.store("1", "+FLAGS", bad)
         except Exception as e:  # imaplib raises on BAD

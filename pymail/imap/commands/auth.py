@@ -154,10 +154,10 @@ async def enable(session, cmd):
             raise bad("ENABLE takes atoms")
         name = a.upper()
         if name in ENABLEABLE and name not in session.enabled and name in session.capabilities():
+            if name == "CONDSTORE":
+                await session.enable_condstore()
             session.enabled.add(name)
             newly.append(name)
-    if "CONDSTORE" in session.enabled and session.selected is not None:
-        session.selected.condstore = True
     session.untagged("ENABLED" + "".join(" " + n for n in newly))
     return "ENABLE completed"
 

@@ -90,7 +90,8 @@ def _item_value(item: FetchItem, src: Source, rec, view, uid: int) -> list:
     if name == "MODSEQ":
         return [Atom("MODSEQ"), [view.modseqs.get(uid, rec.modseq)]]
     if name == "ENVELOPE":
-        return [Atom("ENVELOPE"), src.mb.envelope(uid)]
+        return [Atom("ENVELOPE"), mime.envelope(msg) if msg is not None else
+                mime.envelope_from_header(src.header())]
     if name == "BODYSTRUCTURE":
         return [Atom("BODYSTRUCTURE"), src.mb.bodystructure(uid, True)]
     if name == "BODY" and item.section is None:
@@ -178,8 +179,8 @@ async def fetch(session, cmd):
         if not isinstance(mods, list) or len(mods) != 2 or str(mods[0]).upper() != "CHANGEDSINCE":
             raise bad("Unknown FETCH modifier")
         changedsince = number(mods[1], "CHANGEDSINCE")
-        session.enabled.add("CONDSTORE")
-        view.condstore = True
+    if changedsince is not None or any(i.name == "MODSEQ" for i in items):
+        await session.enable_condstore()
     if cmd.uid and not any(i.name == "UID" for i in items):
         items.insert(0, FetchItem("UID"))  # RFC 3501 §6.4.8: UID FETCH always returns UID
     if changedsince is not None and not any(i.name == "MODSEQ" for i in items):

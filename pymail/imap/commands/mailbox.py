@@ -10,7 +10,7 @@ import re
 
 from pymail.imap import serialize, utf7
 from pymail.imap.parser import Atom, astring
-from pymail.imap.selected import SelectedMailbox
+from pymail.imap.selected import SelectedMailbox, unclaimed_recent
 from pymail.imap.session import AUTHED, AUTHENTICATED, SELECTED, ImapError, bad, command
 
 SYSTEM_FLAGS = {"\\SEEN": "\\Seen", "\\ANSWERED": "\\Answered", "\\FLAGGED": "\\Flagged",
@@ -19,11 +19,13 @@ SPECIAL_USES = {"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent
 _KEYWORD = re.compile(r"[^\x00-\x20\x7f(){%*\"\\\]]+\Z")
 
 
-def mailbox_name(session, value) -> str:
+def mailbox_name(session, value, trailing_separator: bool = False) -> str:
     try:
         name = utf7.from_wire(astring(value, "mailbox name"), session.utf8)
     except utf7.NameError_ as e:
         raise ImapError(str(e), "CANNOT") from None
+    if trailing_separator:  # RFC 3501 §6.3.3: "a/" creates "a" (as a future parent)
+        name = name.rstrip("/")
     if not name or name.startswith("/") or name.endswith("/") or "//" in name:
         raise ImapError("Invalid mailbox name", "CANNOT")
     return name
@@ -124,7 +126,7 @@ async def unselect(session, cmd):
 async def create(session, cmd):
     if not cmd.args or len(cmd.args) > 2:
         raise bad("CREATE needs a mailbox name")
-    name = mailbox_name(session, cmd.args[0]).rstrip("/")
+    name = mailbox_name(session, cmd.args[0], trailing_separator=True)
     special = None
     if len(cmd.args) == 2:  # RFC 6154 §3: CREATE name (USE (\Sent))
         opts = cmd.args[1]
@@ -325,7 +327,11 @@ async def _status_values(session, name: str, items: list[str]) -> list:
             if item == "MESSAGES":
                 v = view.exists if view is not None else mb.count()
             elif item == "RECENT":
-                v = len(view.recent) if view is not None else 0
+                if view is not None:
+                    v = len(view.recent)
+                else:
+                    first = unclaimed_recent(mb)
+                    v = sum(1 for u in mb.uids() if u >= first)
             elif item == "UIDNEXT":
                 v = mb.uidnext
             elif item == "UIDVALIDITY":
@@ -353,6 +359,8 @@ async def status(session, cmd):
         raise bad("STATUS needs a mailbox name and a list of items")
     name = mailbox_name(session, cmd.args[0])
     items = _status_items(cmd.args[1])
+    if "HIGHESTMODSEQ" in items:
+        await session.enable_condstore()
     values = await _status_values(session, name, items)
     session.untagged("STATUS", wire_name(session, name), values)
     return "STATUS completed"

@@ -23,6 +23,7 @@ from pymail.imap.sequence import compress
 from pymail.imap.session import SELECTED, ImapError, command
 
 CHARSETS = {"UTF-8", "US-ASCII"}
+ADDRESS_HEADERS = {"FROM", "TO", "CC", "BCC", "SENDER", "REPLY-TO"}
 NEEDS_TEXT = {"header", "body", "text"}
 
 def _decode_header(value: str) -> str:
@@ -63,7 +64,15 @@ class Message:
         return self._head
 
     def headers(self, name: str) -> list[str]:
-        return [_decode_header(str(v)) for v in self.head.get_all(name, [])]
+        values = [str(v) for v in self.head.get_all(name, [])]
+        out = [_decode_header(v) for v in values]
+        if name.upper() in ADDRESS_HEADERS:
+            # also match the parsed addresses (comments and odd spacing removed)
+            for v in values:
+                for addr in mime.address_list(v.encode("utf-8", "surrogateescape")) or []:
+                    name_, _route, mailbox, host = (x.decode("utf-8", "replace") if x else "" for x in addr)
+                    out.append(f"{_decode_header(name_)} <{mailbox}@{host}>")
+        return out
 
     def all_headers(self) -> str:
         return "\n".join(f"{k}: {_decode_header(str(v))}" for k, v in self.head.items())
@@ -185,7 +194,10 @@ async def search(session, cmd):
     found = await session.blocking(run_search, session, view, tree)
     numbers = [u if cmd.uid else s for s, u in found]
     modseq = None
-    if _uses_modseq(tree) and found:
+    uses_modseq = _uses_modseq(tree)
+    if uses_modseq:
+        await session.enable_condstore()
+    if uses_modseq and found:
         modseq = max(view.modseqs.get(u, 0) for _, u in found)
     if returns is None:
         text = "SEARCH" + "".join(f" {n}" for n in numbers)
@@ -210,6 +222,10 @@ async def search(session, cmd):
     parts = ["ESEARCH", f'(TAG {serialize.string(cmd.tag).decode()})']
     if cmd.uid:
         parts.append("UID")
+    if modseq is not None and not opts & {"ALL", "COUNT"}:
+        # RFC 7162 §3.1.5 with RFC 4731: the highest modseq of the messages returned
+        shown = ([found[0][1]] if "MIN" in opts else []) + ([found[-1][1]] if "MAX" in opts else [])
+        modseq = max((view.modseqs.get(u, 0) for u in shown), default=modseq)
     if numbers:
         if "MIN" in opts:
             parts.append(f"MIN {min(numbers)}")

@@ -26,8 +26,7 @@ async def store(session, cmd):
         if len(mods) != 2 or str(mods[0]).upper() != "UNCHANGEDSINCE":
             raise bad("Unknown STORE modifier")
         unchanged_since = number(mods[1], "UNCHANGEDSINCE")
-        session.enabled.add("CONDSTORE")
-        view.condstore = True
+        await session.enable_condstore()
     if len(args) < 2 or not isinstance(args[0], Atom):
         raise bad("STORE needs an action and flags")
     action = args.pop(0).upper()
