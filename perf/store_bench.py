@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from pymail.store import Store  # noqa: E402
 from pymail.store import mailbox as mailbox_mod  # noqa: E402
+from pymail.store import sync as sync_mod  # noqa: E402
 
 ADDRESS = "bench@example.org"
 WORDS = ("meeting report budget quarterly invoice project deadline update review draft "
@@ -142,19 +143,19 @@ def main(argv=None) -> int:
 
     mailbox_mod.Mailbox.open_message = counting_open
     vsize_calls = {"n": 0}
-    original_vsize = mailbox_mod._count_vsize
+    original_vsize = sync_mod._count_vsize
 
     def counting_vsize(path):
         vsize_calls["n"] += 1
         return original_vsize(path)
 
-    mailbox_mod._count_vsize = counting_vsize
+    sync_mod._count_vsize = counting_vsize
 
     t_build, box = timed(lambda: acct.mailbox("INBOX"))
     n = box.count()
     t_parse, parsed = timed(box.cache_all)
     mailbox_mod.Mailbox.open_message = original_open
-    mailbox_mod._count_vsize = original_vsize
+    sync_mod._count_vsize = original_vsize
     reads_during_build = reads["count"] + vsize_calls["n"]
     box.close()
 

@@ -26,7 +26,8 @@ from pymail.store.errors import (ALREADYEXISTS, BADNAME, NONEXISTENT, NOPERM, St
 from pymail.store.folder import Folder
 from pymail.store.index import FILE_NAME as INDEX_FILE
 from pymail.store.index import Index
-from pymail.store.mailbox import Mailbox, normalize_flags, parsed_row
+from pymail.store.cache import parsed_row
+from pymail.store.mailbox import Mailbox, normalize_flags
 from pymail.store.quota import Quota
 from pymail.store.types import DeliveryResult, MailboxInfo
 

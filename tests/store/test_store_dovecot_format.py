@@ -254,8 +254,8 @@ def _bump_mtime(path, seconds):
 
 
 def test_external_changes_seen_through_directory_stamps(account, monkeypatch):
-    from pymail.store import mailbox as mailbox_mod
-    monkeypatch.setattr(mailbox_mod, "DIRTY_WINDOW_NS", 0)
+    from pymail.store import sync as sync_mod
+    monkeypatch.setattr(sync_mod, "DIRTY_WINDOW_NS", 0)
     for _ in range(3):
         account.deliver(MSG)
     box = account.mailbox("INBOX")

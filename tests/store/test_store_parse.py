@@ -136,12 +136,12 @@ def test_cache_all_reads_each_message_once(account):
 
 
 def test_header_fields_many_scan_and_lookup_paths_agree(account, monkeypatch):
-    from pymail.store import mailbox as mailbox_mod
+    from pymail.store import cache as cache_mod
     for i in range(6):
         account.deliver(f"Subject: s{i}\nFrom: a@b.c\nX-N: {i}\n\nbody\n".encode())
     box = account.mailbox("INBOX")
     small = box.header_fields_many([1, 3, 5, 99], ["subject", "x-n"])
-    monkeypatch.setattr(mailbox_mod, "SCAN_THRESHOLD", 1)
+    monkeypatch.setattr(cache_mod, "SCAN_THRESHOLD", 1)
     scanned = box.header_fields_many([1, 3, 5, 99], ["subject", "x-n"])
     assert small == scanned == {u: f"Subject: s{u - 1}\r\nX-N: {u - 1}\r\n\r\n".encode()
                                 for u in (1, 3, 5)}

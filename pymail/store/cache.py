@@ -1,0 +1,111 @@
+"""The parse cache part of Mailbox: ENVELOPE, BODYSTRUCTURE and header fields kept in the
+index (``parsed`` table) so a message is parsed once, at delivery or first access."""
+
+from __future__ import annotations
+
+import json
+
+from pymail.store import parse
+from pymail.store.errors import StoreError
+
+SCAN_THRESHOLD = 2000     # above this many UIDs, one table scan beats IN (...) lookups
+
+
+def parsed_row(raw: bytes) -> tuple[str, None, str, bytes]:
+    """(envelope JSON, None, bodystructure JSON, header bytes) for the parse cache.  BODY is
+    derived from BODYSTRUCTURE when asked, so it is not stored (the column stays for later)."""
+    header, _ = parse.split_message(raw)
+    dump = lambda v: json.dumps(parse.to_json(v), separators=(",", ":"))  # noqa: E731
+    return (dump(parse.envelope(header)), None,
+            dump(parse.bodystructure(raw, extended=True)), header)
+
+
+class ParseCache:
+    """Mixin of Mailbox: needs self.index, self.open_message."""
+
+
+    def envelope(self, uid: int) -> list:
+        return parse.from_json(json.loads(self._parsed(uid)[0]))
+
+    def bodystructure(self, uid: int, extended: bool = True) -> list:
+        """BODYSTRUCTURE (``extended``) or BODY shape of RFC 3501 §7.4.2."""
+        structure = parse.from_json(json.loads(self._parsed(uid)[2]))
+        return structure if extended else parse.bodystructure_strip(structure)
+
+    def raw_header(self, uid: int) -> bytes:
+        """The header block as stored, with its closing blank line."""
+        return bytes(self._parsed(uid)[3])
+
+    def header_fields(self, uid: int, names, negate: bool = False) -> bytes:
+        """BODY[HEADER.FIELDS (names)] (or .NOT with ``negate``): CRLF lines + blank line."""
+        return parse.select_fields(bytes(self._parsed(uid)[3]), names, negate)
+
+    def header_fields_many(self, uids, names, negate: bool = False) -> dict[int, bytes]:
+        """header_fields for many messages with one index query (FETCH 1:* BODY[HEADER...])."""
+        wanted = set(uids)
+        self.cache_all(wanted)
+        out: dict[int, bytes] = {}
+        select = parse.field_selector(names, negate)
+        if len(wanted) > SCAN_THRESHOLD:   # most of a big mailbox: one table scan is cheapest
+            for uid, header in self.index.db.execute("SELECT uid, header FROM parsed"):
+                if uid in wanted:
+                    out[uid] = select(header)
+            return out
+        ordered = sorted(wanted)
+        for i in range(0, len(ordered), 500):
+            chunk = ordered[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            for uid, header in self.index.db.execute(
+                    f"SELECT uid, header FROM parsed WHERE uid IN ({marks})", chunk):
+                out[uid] = select(header)
+        return out
+
+    def _parsed(self, uid: int):
+        row = self.index.db.execute(
+            "SELECT envelope, body, bodystructure, header FROM parsed WHERE uid=?",
+            (uid,)).fetchone()
+        if row is not None:
+            return row
+        with self.open_message(uid) as f:
+            raw = f.read()
+        row = parsed_row(raw)
+        with self.index.write() as db:
+            if db.execute("SELECT 1 FROM records WHERE uid=?", (uid,)).fetchone():
+                db.execute("INSERT OR REPLACE INTO parsed (uid, envelope, body, bodystructure, "
+                           "header) VALUES (?,?,?,?,?)", (uid, *row))
+        return row
+
+    def cache_all(self, uids=None) -> int:
+        """Parse every message not yet in the parse cache (each file is read once).
+        → how many were parsed."""
+        if uids is not None and len(uids) <= SCAN_THRESHOLD:
+            wanted = sorted(set(uids))
+            have = set()
+            for i in range(0, len(wanted), 500):
+                chunk = wanted[i:i + 500]
+                marks = ",".join("?" * len(chunk))
+                have.update(r[0] for r in self.index.db.execute(
+                    f"SELECT uid FROM parsed WHERE uid IN ({marks})", chunk))
+            todo = [u for u in wanted if u not in have]
+        else:
+            todo = [r[0] for r in self.index.db.execute(
+                "SELECT uid FROM records WHERE uid NOT IN (SELECT uid FROM parsed) ORDER BY uid")]
+            if uids is not None:
+                wanted_set = set(uids)
+                todo = [u for u in todo if u in wanted_set]
+        done = 0
+        for i in range(0, len(todo), 500):
+            batch = []
+            for uid in todo[i:i + 500]:
+                try:
+                    with self.open_message(uid) as f:
+                        batch.append((uid, *parsed_row(f.read())))
+                except StoreError:
+                    continue
+            with self.index.write() as db:
+                db.executemany("INSERT OR REPLACE INTO parsed (uid, envelope, body, bodystructure,"
+                               " header) SELECT ?,?,?,?,? WHERE EXISTS "
+                               "(SELECT 1 FROM records WHERE uid=?)",
+                               [(*row, row[0]) for row in batch])
+            done += len(batch)
+        return done

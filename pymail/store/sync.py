@@ -1,0 +1,351 @@
+"""Keeping a mailbox's index in step with its maildir (the ``IndexSync`` part of Mailbox).
+
+Truth lives in the maildir (files and their names) and its control files.  ``_refresh()``
+compares the stamps (mtime ns, size, inode) of ``new/``, ``cur/``, ``dovecot-uidlist`` and
+``dovecot-keywords`` with those the index saved; equal → nothing to read.  Otherwise only the
+directories whose stamp changed are listed, and the listing is compared with the index by full
+file name (a set difference, in C); only the differences are looked at: renamed files (flags
+changed), new files (UIDs from the records appended to ``dovecot-uidlist`` since the last scan,
+or from the whole file, or given under the lock), missing files (listed again before they count
+as expunged).  A stamp changed within ``DIRTY_WINDOW_NS`` is saved as "dirty" (mtime granularity)
+so the next refresh looks again.
+
+Modseq rule (RFC 7162 needs modseqs that never go down under one UIDVALIDITY): when an index is
+(re)built its highest modseq starts at ``max(wall clock in microseconds, floor + 1)`` where the
+floor is kept in the control file ``pymail-modseq`` next to ``dovecot-uidlist``.  Every time the
+highest modseq passes the floor, the floor is moved ``FLOOR_STEP`` ahead (written before use).
+So deleting the index, or taking over a Dovecot maildir (whose modseqs count up from 1), always
+yields modseqs above any a client has seen.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from pymail.store import filename as fn
+from pymail.store import keywords as kw
+from pymail.store import uidlist as ul_mod
+from pymail.store.errors import NONEXISTENT, StoreError
+
+DIRTY_WINDOW_NS = 1_000_000_000
+FLOOR_STEP = 1_000_000
+MODSEQ_FILE = "pymail-modseq"
+_FNAME_SELECT = ("SELECT subdir || '/' || base || CASE WHEN info IS NULL THEN '' "
+                 "ELSE ':2,' || info END FROM records")
+
+
+def _order_key(base: str):
+    """Maildir delivery order: "<sec>.M<usec>..." by time, then by name."""
+    sec, _, rest = base.partition(".")
+    usec = 0
+    if rest.startswith("M"):
+        digits = rest[1:].split("P", 1)[0]
+        usec = int(digits) if digits.isdigit() else 0
+    return (int(sec) if sec.isdigit() else 0, usec, base)
+
+
+class IndexSync:
+    """Mixin of Mailbox: needs self.folder, self.index, self.name, self._fsync, self._flagset,
+    self._fname."""
+
+
+    def _stamp(self) -> tuple[list, list]:
+        """(current stamp, stamp to save).  Parts: new/, cur/, dovecot-uidlist,
+        dovecot-keywords as [mtime ns, size, inode] or "absent"; in the saved copy a part
+        changed within DIRTY_WINDOW is "dirty", which never equals a real stamp."""
+        now = time.time_ns()
+        current, save = [], []
+        for path in (os.path.join(self.folder.path, "new"), os.path.join(self.folder.path, "cur"),
+                     self.folder.uidlist_path, self.folder.keywords_path):
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                current.append("absent")
+                save.append("absent")
+                continue
+            part = [st.st_mtime_ns, st.st_size, st.st_ino]
+            current.append(part)
+            save.append("dirty" if now - st.st_mtime_ns < DIRTY_WINDOW_NS else part)
+        if current[1] == "absent":
+            raise StoreError(NONEXISTENT, f"mailbox {self.name} no longer exists")
+        return current, save
+
+    def _list_dir(self) -> dict[str, tuple[str, str | None]]:
+        """base → (subdir, info or None).  new/ is listed before cur/, so a file moving from
+        new/ to cur/ meanwhile is seen at least once."""
+        out: dict[str, tuple[str, str | None]] = {}
+        for sub in ("new", "cur"):
+            try:
+                names = os.listdir(os.path.join(self.folder.path, sub))
+            except FileNotFoundError:
+                continue
+            for name in names:
+                if name.startswith("."):
+                    continue
+                pos = name.find(fn.INFO_SEP)
+                if pos < 0:
+                    out[name.split(":", 1)[0]] = (sub, None)
+                else:
+                    out[name[:pos]] = (sub, name[pos + 3:])
+        return out
+
+    def refresh(self, force: bool = False) -> bool:
+        """Bring the index up to date with the maildir; True if it re-read the maildir."""
+        return self._refresh(force)
+
+    def rebuild_index(self) -> None:
+        """Throw the cached state away and rebuild it from the maildir and control files.
+        UIDs and UIDVALIDITY are unchanged (they live in dovecot-uidlist); modseqs restart above
+        every earlier one (see the module docstring)."""
+        with self.index.write() as db:
+            self.index.reset(db)
+        self._refresh(force=True)
+
+    def _refresh(self, force: bool = False) -> bool:
+        current, _ = self._stamp()
+        if not force and self.index.get_json("stamp") == current:
+            return False
+        with self.index.write() as db:
+            stored = self.index.get_json("stamp", db)
+            if not force and stored == current:
+                return False
+            current, save = self._stamp()
+            self._scan(db, None if force else stored, current)
+            self.index.set_json("stamp", save, db)
+        return True
+
+    def _listing(self, dirs=("new", "cur")) -> set[str]:
+        """Every message file in ``dirs`` as "new/<name>" or "cur/<name>".  new/ is listed
+        before cur/, so a file moving from new/ to cur/ meanwhile is seen at least once."""
+        out: set[str] = set()
+        for sub in dirs:
+            try:
+                names = os.listdir(os.path.join(self.folder.path, sub))
+            except FileNotFoundError:
+                continue
+            prefix = sub + "/"
+            out.update(prefix + n for n in names if n[:1] != ".")
+        return out
+
+    @staticmethod
+    def _indexed(db, dirs) -> set[str]:
+        if len(dirs) == 2:
+            return {r[0] for r in db.execute(_FNAME_SELECT)}
+        return {r[0] for r in db.execute(_FNAME_SELECT + " WHERE subdir=?", (dirs[0],))}
+
+    @staticmethod
+    def _split_listed(item: str) -> tuple[str, str, str | None]:
+        """"cur/<base>:2,<info>" → (base, subdir, info or None)."""
+        sub, name = item[:3], item[4:]
+        base, sep, info = name.partition(fn.INFO_SEP)
+        if not sep:
+            return base.split(":", 1)[0], sub, None
+        return base, sub, info
+
+    def _scan(self, db, stored, current) -> None:
+        """Compare the directory listing with the index by full file name (set difference in
+        C), then look at only the differences: renamed (flags changed), new, gone."""
+        summary = ul_mod.read_summary(self.folder.uidlist_path)
+        if summary is None:
+            with self.folder.lock():
+                self.folder.read_or_create_uidlist()
+            summary = ul_mod.read_summary(self.folder.uidlist_path)
+        fresh = self._check_uidvalidity(db, summary)
+        names = kw.read(self.folder.keywords_path)
+        both = ("new", "cur")
+        if fresh or not isinstance(stored, list) or len(stored) != 4 or stored[3] != current[3]:
+            dirs = both                      # keyword letters may mean something new
+        else:
+            dirs = tuple(d for i, d in enumerate(both) if stored[i] != current[i])
+        listed = self._listing(dirs) if dirs else set()
+        indexed = self._indexed(db, dirs) if dirs else set()
+        missing = indexed - listed
+        if missing and dirs != both:
+            # moved between new/ and cur/, or removed: look at everything
+            dirs = both
+            listed, indexed = self._listing(), self._indexed(db, both)
+            missing = indexed - listed
+        if missing:
+            listed |= self._listing()      # readdir can miss a file renamed meanwhile
+            missing = indexed - listed
+        appeared = listed - indexed
+        seen_new: dict[str, tuple[str, str | None]] = {}
+        for item in sorted(appeared):       # "cur/..." sorts before "new/...": cur wins
+            base, sub, info = self._split_listed(item)
+            seen_new.setdefault(base, (sub, info))
+        missing_bases = {self._split_listed(item)[0] for item in missing}
+        rows = self._rows_by_base(db, missing_bases | set(seen_new))
+        modseq = None
+        updates, gone = [], []
+        for uid, base, subdir, info, flag_text in rows:
+            where = seen_new.pop(base, None)
+            if where is not None:
+                new_flags = fn.flags_from_info(where[1] or "", names)
+                updates.append((uid, where, new_flags, new_flags != self._flagset(flag_text)))
+            elif base in missing_bases:
+                gone.append(uid)
+        if seen_new:
+            modseq = self._next_modseq(db)
+            self._insert_new(db, seen_new, names, modseq)
+        if updates or gone:
+            if modseq is None:
+                modseq = self._next_modseq(db)
+            for uid, (subdir, info), flags, changed in updates:
+                if changed:
+                    db.execute("UPDATE records SET subdir=?, info=?, flags=?, seen=?, modseq=? "
+                               "WHERE uid=?", (subdir, info, " ".join(sorted(flags)),
+                                               int("\\Seen" in flags), modseq, uid))
+                else:
+                    db.execute("UPDATE records SET subdir=?, info=? WHERE uid=?",
+                               (subdir, info, uid))
+            db.executemany("DELETE FROM records WHERE uid=?", [(u,) for u in gone])
+            db.executemany("INSERT OR REPLACE INTO expunged VALUES (?, ?)",
+                           [(u, modseq) for u in gone])
+        top = db.execute("SELECT MAX(uid) FROM records").fetchone()[0] or 0
+        summary = ul_mod.read_summary(self.folder.uidlist_path) or summary
+        uidnext = max(int(self.index.get("uidnext", 1, db)), summary.effective_next_uid(),
+                      top + 1)
+        self.index.set("uidnext", uidnext, db)
+        if fresh:
+            row = db.execute("SELECT MIN(uid) FROM records WHERE subdir='new'").fetchone()
+            self.index.set("first_recent_uid", row[0] or uidnext, db)
+
+    def _rows_by_base(self, db, bases) -> list:
+        bases = sorted(bases)
+        rows = []
+        for i in range(0, len(bases), 500):
+            chunk = bases[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            rows += db.execute("SELECT uid, base, subdir, info, flags FROM records "
+                               f"WHERE base IN ({marks})", chunk).fetchall()
+        return rows
+
+    def _uidlist_entries(self, db, wanted: set[str]) -> dict[str, ul_mod.Entry]:
+        """uidlist records for ``wanted`` base names.  Reads only what was appended since the
+        last scan when the file is the same inode (Dovecot appends too), else all of it; files
+        without a record get UIDs under the lock."""
+        found: dict[str, ul_mod.Entry] = {}
+        offset = int(self.index.get("uidlist_offset", 0, db))
+        tail = ul_mod.read_tail(self.folder.uidlist_path, offset,
+                                self.index.get("uidlist_ino", None, db))
+        if tail is not None:
+            ino, entries, end = tail
+            keep_from = end
+            for pos, entry in entries:
+                if entry.base in wanted:
+                    found[entry.base] = entry
+                elif keep_from == end:
+                    keep_from = pos          # a record whose file we have not listed yet
+            if len(found) == len(wanted):
+                self.index.set("uidlist_offset", keep_from, db)
+                self.index.set("uidlist_ino", ino, db)
+                return found
+        ul = self.folder.read_uidlist()
+        by_base = ul.by_base() if ul is not None else {}
+        found = {b: by_base[b] for b in wanted if b in by_base}
+        if len(found) < len(wanted):
+            with self.folder.lock():
+                ul = self.folder.read_or_create_uidlist()
+                by_base = ul.by_base()
+                still = sorted((b for b in wanted if b not in by_base), key=_order_key)
+                if still:
+                    nxt = ul.effective_next_uid()
+                    entries = [ul_mod.Entry(nxt + i, b) for i, b in enumerate(still)]
+                    ul_mod.append(self.folder.uidlist_path, ul, entries, self._fsync)
+                    by_base.update((e.base, e) for e in entries)
+            found = {b: by_base[b] for b in wanted}
+        self.index.set("uidlist_offset", ul.size, db)
+        self.index.set("uidlist_ino", ul.ino, db)
+        return found
+
+    def _insert_new(self, db, seen_new: dict, names: dict, modseq: int) -> None:
+        by_base = self._uidlist_entries(db, set(seen_new))
+        rows = []
+        for base in sorted(seen_new, key=lambda b: by_base[b].uid):
+            entry = by_base[base]
+            subdir, info = seen_new[base]
+            path = os.path.join(self.folder.path, subdir, self._fname(base, info))
+            size, vsize = fn.size_fields(base)
+            if vsize is None and (entry.get("W") or "").isdigit():
+                vsize = int(entry.get("W"))
+            try:
+                st = os.stat(path)
+                if vsize is None:
+                    vsize = _count_vsize(path)
+            except FileNotFoundError:
+                continue        # gone again already; never recorded
+            if size is None:
+                size = st.st_size
+            flags = fn.flags_from_info(info or "", names)
+            rows.append((entry.uid, base, subdir, info, " ".join(sorted(flags)),
+                         int("\\Seen" in flags), modseq, modseq, size, vsize, st.st_mtime,
+                         entry.get("G"), entry.get("P")))
+        db.executemany("INSERT OR IGNORE INTO records (uid, base, subdir, info, flags, seen, "
+                       "modseq, created, size, vsize, mtime, guid, pop3) "
+                       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+
+    def _check_uidvalidity(self, db, ul) -> bool:
+        """Reset the index when it is new or the UIDVALIDITY changed.  True if reset."""
+        current = self.index.get("uidvalidity", None, db)
+        if current is not None and int(current) == ul.uidvalidity:
+            return False
+        self.index.reset(db)
+        self.index.set("uidvalidity", ul.uidvalidity, db)
+        self.index.set("guid", ul.guid or None, db)
+        self.index.set("uidnext", ul.effective_next_uid(), db)
+        self.index.set("generation", os.urandom(8).hex(), db)
+        floor = self._read_floor(ul.uidvalidity)
+        base = max(time.time_ns() // 1000, floor + 1)
+        self.index.set("highest_modseq", base, db)
+        self._write_floor(ul.uidvalidity, base + FLOOR_STEP)
+        self.index.set("modseq_floor", base + FLOOR_STEP, db)
+        return True
+
+    def _next_modseq(self, db) -> int:
+        value = int(self.index.get("highest_modseq", 0, db)) + 1
+        floor = int(self.index.get("modseq_floor", 0, db))
+        if value > floor:
+            floor = value + FLOOR_STEP
+            self._write_floor(self.uidvalidity_in(db), floor)
+            self.index.set("modseq_floor", floor, db)
+        self.index.set("highest_modseq", value, db)
+        return value
+
+    def uidvalidity_in(self, db) -> int:
+        return int(self.index.get("uidvalidity", 0, db))
+
+    def _read_floor(self, uidvalidity: int) -> int:
+        try:
+            with open(os.path.join(self.folder.path, MODSEQ_FILE), "rb") as f:
+                parts = f.read().split()
+            if len(parts) == 2 and int(parts[0]) == uidvalidity:
+                return int(parts[1])
+        except (FileNotFoundError, ValueError):
+            pass
+        return 0
+
+    def _write_floor(self, uidvalidity: int, floor: int) -> None:
+        path = os.path.join(self.folder.path, MODSEQ_FILE)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(b"%d %d\n" % (uidvalidity, floor))
+            if self._fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.rename(tmp, path)
+
+
+def _count_vsize(path: str) -> int:
+    size = bare = 0
+    prev_cr = False
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(1 << 16)
+            if not chunk:
+                return size + bare
+            size += len(chunk)
+            bare += chunk.count(b"\n") - chunk.count(b"\r\n")
+            if chunk[:1] == b"\n" and prev_cr:
+                bare -= 1
+            prev_cr = chunk[-1:] == b"\r"
