@@ -55,15 +55,16 @@ class Collect:
 
 
 class SmtpThread:
-    def __init__(self, handler, **kwargs):
-        self.handler, self.kwargs = handler, kwargs
+    def __init__(self, handler, implicit_tls: ssl.SSLContext | None = None, **kwargs):
+        self.handler, self.kwargs, self.implicit_tls = handler, kwargs, implicit_tls
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
     def __enter__(self):
         self.thread.start()
         make = lambda: SMTP(self.handler, **self.kwargs)  # noqa: E731
-        fut = asyncio.run_coroutine_threadsafe(self.loop.create_server(make, "127.0.0.1", 0), self.loop)
+        fut = asyncio.run_coroutine_threadsafe(self.loop.create_server(make, "127.0.0.1", 0, ssl=self.implicit_tls),
+                                               self.loop)
         self.server = fut.result(10)
         self.port = self.server.sockets[0].getsockname()[1]
         return self

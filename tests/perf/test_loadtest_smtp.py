@@ -62,6 +62,19 @@ def test_smtp_auth_plain_after_starttls(smtp_server, server_ssl, capsys):
     assert [m[1] for m in handler.messages] == [["user1@example.test"]] * 5
 
 
+def test_smtp_over_implicit_tls(smtp_server, server_ssl, capsys):
+    handler = Collect()
+    with smtp_server(handler, implicit_tls=server_ssl) as srv:
+        code, summary, out = run_cli(capsys, "smtp", "--port", srv.port, "--tls", "implicit", "--count", 3,
+                                     "--sessions", 1, "--to", "a@example.test", "--progress", 0)
+        assert code == 0, out
+        assert len(handler.messages) == 3
+        plain, _, _ = run_cli(capsys, "smtp", "--port", srv.port, "--count", 1, "--sessions", 1, "--duration", 1,
+                              "--timeout", 1, "--to", "a@example.test", "--progress", 0, "--json-only")
+    assert plain == 1  # the same port without TLS gets no greeting: an error, not a hang
+    assert len(handler.messages) == 3
+
+
 def test_smtp_wrong_password_is_an_error(smtp_server, server_ssl, capsys):
     handler = Collect()
     with smtp_server(handler, tls_context=server_ssl, authenticator=accept_all) as srv:
