@@ -127,3 +127,37 @@ def test_deliver_from_file_object(account, tmp_path):
     box = account.mailbox("INBOX")
     assert box.message_size(r.uid) == p.stat().st_size
     assert box.envelope(r.uid)[1] == b"file"
+
+
+def test_damaged_index_is_rebuilt_with_same_uids(account):
+    account.deliver(b"Subject: a\n\nx\n")
+    account.deliver(b"Subject: b\n\nx\n", flags=["\\Seen"])
+    box = account.mailbox("INBOX")
+    before = box.records()
+    box.close()
+    path = os.path.join(account.root, "pymail-index.sqlite")
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.unlink(path + suffix)
+    with open(path, "wb") as f:
+        f.write(b"this is not an SQLite database" * 100)
+    box = account.mailbox("INBOX")
+    after = box.records()
+    assert [(r.uid, r.flags, r.guid) for r in after] == [(r.uid, r.flags, r.guid) for r in before]
+    assert box.highest_modseq > max(r.modseq for r in before)
+
+
+def test_index_root_follows_rename_and_delete(tmp_path):
+    from pymail.store import Store
+    store = Store(tmp_path / "mail", index_root=tmp_path / "idx", fsync=False)
+    acct = store.account("ren@example.org")
+    acct.ensure()
+    acct.create_mailbox("Old")
+    acct.deliver(b"Subject: a\n\nx\n", mailbox="Old")
+    acct.mailbox("Old").close()
+    acct.rename_mailbox("Old", "New")
+    idx = tmp_path / "idx" / "example.org" / "ren"
+    assert (idx / ".New" / "pymail-index.sqlite").exists() and not (idx / ".Old").exists()
+    assert acct.mailbox("New").count() == 1
+    acct.delete_mailbox("New")
+    assert not (idx / ".New").exists()
