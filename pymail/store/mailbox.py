@@ -383,6 +383,10 @@ class Mailbox(IndexSync, ParseCache):
         return result.uid
 
     def copy(self, uids, dest_name: str) -> list[tuple[int, int]]:
+        """→ [(source uid, new uid)] for the messages that still exist (UIDPLUS COPYUID)."""
+        return self._copy(uids, dest_name, check_quota=True)
+
+    def _copy(self, uids, dest_name: str, check_quota: bool) -> list[tuple[int, int]]:
         self._refresh()
         dest = self.account._folder_for(dest_name)
         wanted = sorted(set(uids))
@@ -390,7 +394,8 @@ class Mailbox(IndexSync, ParseCache):
             rows = self._rows_for(db, wanted)
         if not rows:
             return []
-        self.account._quota.check(sum(self._physical(r) for r in rows), len(rows))
+        if check_quota:
+            self.account._quota.check(sum(self._physical(r) for r in rows), len(rows))
         items, sources = [], []
         try:
             for uid, base, subdir, info, flag_text, _ms, vsize, _mt, _g in rows:
@@ -428,7 +433,8 @@ class Mailbox(IndexSync, ParseCache):
         return size if size is not None else row[6]
 
     def move(self, uids, dest_name: str) -> list[tuple[int, int]]:
-        pairs = self.copy(uids, dest_name)
+        # Same account, net zero: a MOVE never fails on quota.
+        pairs = self._copy(uids, dest_name, check_quota=False)
         self._expunge([src for src, _ in pairs], require_deleted=False)
         return pairs
 

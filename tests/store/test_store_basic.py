@@ -300,3 +300,16 @@ def test_records_view_follows_other_sessions(account):
     assert [r.uid for r in s1.records()] == [1, 2, 4, 5, 6]
     s2.rebuild_index()
     assert s1.records() == account.mailbox("INBOX").records()
+
+
+def test_move_at_quota_limit_and_copy_over_it(store):
+    acct = store.account("full@example.org", quota_messages=2)
+    acct.ensure()
+    acct.deliver(msg("a"))
+    acct.deliver(msg("b"))
+    box = acct.mailbox("INBOX")
+    with pytest.raises(StoreError) as e:
+        box.copy([1], "Archive")
+    assert e.value.code == "OVERQUOTA"
+    assert box.move([1], "Archive") == [(1, 1)]
+    assert acct.quota()[0] == 2
