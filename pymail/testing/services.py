@@ -177,9 +177,10 @@ def start_spamd(timeout: float = 60.0) -> Service:
     args = [
         spamd, "-L", "--listen", f"127.0.0.1:{port}", "--pidfile", str(work / "spamd.pid"),
         "-s", "stderr", "--max-children", "2", "--min-children", "1",
-        "--cf", "bayes_auto_learn 0", "--cf", "use_bayes 0",
-        "-x", "-u", "nobody", "-H", str(home),
+        "--cf", "bayes_auto_learn 0", "--cf", "use_bayes 0", "-x", "-H", str(home),
     ]
+    if os.geteuid() == 0:
+        args += ["-u", "nobody"]  # spamd refuses to run its children as root
     process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=open(log_path, "wb"),
                                stderr=subprocess.STDOUT, start_new_session=True)
     service = Service("spamd", f"tcp:127.0.0.1:{port}", port, process, work, log_path)
