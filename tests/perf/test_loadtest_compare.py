@@ -31,19 +31,22 @@ def test_quick_defaults_are_small():
     assert quick.big == [1000] and quick.duration == 5.0 and quick.idle == [200]
     full = compare.parse_args([])
     assert full.big == [10000, 100000] and full.idle == [1000, 10000]
+    assert compare.section_heading(quick).endswith("— quick") and compare.section_heading(full).endswith("— full")
 
 
 def test_results_keep_other_sections(tmp_path):
     compare = load_compare()
     path = tmp_path / "RESULTS.md"
     path.write_text("# pymail performance results\n\n## Store\n\nstore figures\n\n"
-                    "## Side by side: old\n\nold table\n\n## Later\n\nkept too\n")
-    compare.write_results(path, {"Harness": "## Harness\n\nabout the harness\n\n",
-                                 "Side by side": "## Side by side: new\n\nnew table\n\n"})
+                    "## Side by side — quick\n\nold table\n\n## Side by side — full\n\nfull table\n\n"
+                    "## Later\n\nkept too\n")
+    compare.write_results(path, {"## Harness": "## Harness\n\nabout the harness\n\n",
+                                 "## Side by side — quick": "## Side by side — quick\n\nnew table\n\n"})
     text = path.read_text()
     assert text.startswith("# pymail performance results\n")
     assert "store figures" in text and "kept too" in text
     assert "new table" in text and "old table" not in text
+    assert "full table" in text  # another label's run is kept
     assert text.count("## Harness") == 1 and "about the harness" in text
     assert text.index("## Store") < text.index("## Side by side") < text.index("## Later")
 
@@ -51,7 +54,7 @@ def test_results_keep_other_sections(tmp_path):
 def test_results_file_created_when_missing(tmp_path):
     compare = load_compare()
     path = tmp_path / "RESULTS.md"
-    compare.write_results(path, {"Side by side": "## Side by side\n\nx\n\n"})
+    compare.write_results(path, {"## Side by side": "## Side by side\n\nx\n\n"})
     assert path.read_text().startswith("# pymail performance results\n\n## Side by side")
 
 
