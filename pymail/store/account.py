@@ -160,7 +160,7 @@ class Account:
 
     def rename_mailbox(self, old: str, new: str) -> None:
         old, new = nm.normalize(old), nm.normalize(new)
-        src = self._folder_for(old)
+        self._folder_for(old)                    # StoreError(NONEXISTENT) when missing
         if new == "INBOX" or self._folder(new).exists():
             raise StoreError(ALREADYEXISTS, f"mailbox {new} already exists")
         if new.startswith(old + "/"):
