@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import socket
-import ssl
 import subprocess
 
 import pytest
@@ -94,7 +93,7 @@ def test_greeting_starttls_login_and_script_lifecycle(server, client_ssl_context
     script = 'require "fileinto";\r\nif header :contains "subject" "x" { fileinto "X"; }\r\n'
     assert c.cmd(f'HAVESPACE "main" {len(script)}\r\n')[-1].startswith("OK")
     assert c.cmd(f'PUTSCRIPT "main" {literal(script)}\r\n')[-1].startswith("OK")
-    assert c.cmd(f'PUTSCRIPT "other" "keep;"\r\n')[-1].startswith("OK")
+    assert c.cmd('PUTSCRIPT "other" "keep;"\r\n')[-1].startswith("OK")
     assert c.cmd('SETACTIVE "main"\r\n')[-1].startswith("OK")
     assert c.cmd("LISTSCRIPTS\r\n") == ['"main" ACTIVE\r\n', '"other"\r\n', 'OK "listscripts completed"\r\n']
     got = c.cmd('GETSCRIPT "main"\r\n')
