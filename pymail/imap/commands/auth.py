@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import threading
 
 from pymail.imap import serialize
 from pymail.imap.parser import Atom, astring
 from pymail.imap.session import (AUTHED, AUTHENTICATED, LOGOUT, NOT_AUTHENTICATED, ImapError,
                                  bad, command)
+
+
+_ENSURE_LOCKS: dict[str, threading.Lock] = {}
+_ENSURE_LOCKS_GUARD = threading.Lock()
 
 
 def _no_args(cmd) -> None:
@@ -81,7 +86,12 @@ async def _login(session, username: bytes, password: bytes) -> str:
         record = directory.get_user(address) if directory is not None else None
         account = store.account(address, getattr(record, "quota_bytes", None),
                                 getattr(record, "quota_messages", None))
-        account.ensure()
+        # Clients open several connections at once on first contact (Thunderbird: 4): create
+        # the maildir once, not in parallel (the store's first-time set-up is not race-free).
+        with _ENSURE_LOCKS_GUARD:
+            lock = _ENSURE_LOCKS.setdefault(address, threading.Lock())
+        with lock:
+            account.ensure()
         return account
 
     session.account = await session.blocking(open_account)
