@@ -89,6 +89,7 @@ class QueueDir:
         self.msg = self.root / "msg"
         self.msg.mkdir(parents=True, exist_ok=True)
         self._group = GroupSync(self.msg)
+        self._due_cache: dict[str, tuple[int, bool, float]] = {}
 
     # -- paths ---------------------------------------------------------------------------------
     def new_id(self) -> str:
@@ -189,8 +190,29 @@ class QueueDir:
         return out
 
     def due(self, now: float | None = None) -> list[str]:
+        """IDs of messages to try now. Envelopes are re-read only when their file changed, so a
+        large deferred queue costs a stat per message per scan, not a JSON parse."""
         now = time.time() if now is None else now
-        return [e.queue_id for e in self.envelopes() if not e.held and e.next_attempt <= now]
+        cache = self._due_cache
+        fresh: dict[str, tuple[int, bool, float]] = {}
+        out = []
+        for qid in self.ids():
+            try:
+                mtime = os.stat(self.env_path(qid)).st_mtime_ns
+            except FileNotFoundError:
+                continue
+            entry = cache.get(qid)
+            if entry is None or entry[0] != mtime:
+                try:
+                    env = self.load(qid)
+                except QueueError:
+                    continue
+                entry = (mtime, env.held, env.next_attempt)
+            fresh[qid] = entry
+            if not entry[1] and entry[2] <= now:
+                out.append(qid)
+        self._due_cache = fresh
+        return out
 
     # -- locking ------------------------------------------------------------------------------
     @contextmanager

@@ -319,7 +319,9 @@ class Session:
             new = [Recipient(address, False, address, orcpt, notify)]
         if self.filters is not None:
             await self.filters.check("rcpt", self, address)
-        txn.recipients.extend(new)
+        # One copy per final recipient, however many RCPTs and aliases lead there.
+        seen = {(r.address.lower(), r.local) for r in txn.recipients}
+        txn.recipients.extend(r for r in new if (r.address.lower(), r.local) not in seen)
         txn.rcpt_addresses.append(address)
         self.core.accept_rcpt(Reply(250, "2.1.5", "Recipient OK"))
 
