@@ -19,6 +19,8 @@ from pymail.smtp.session import Session
 
 log = logging.getLogger(__name__)
 
+MAX_UNREAD = 1024 * 1024  # unread input bytes before we stop reading from the socket
+
 
 class SmtpProtocol(protocol.Protocol, TimeoutMixin):
     def __init__(self, factory: "SmtpFactory"):
@@ -27,6 +29,7 @@ class SmtpProtocol(protocol.Protocol, TimeoutMixin):
         self.session: Session | None = None
         self._busy = False
         self._paused_for = None
+        self._input_paused = False
         self.peer_ip = ""
 
     # -- connection --------------------------------------------------------------------------------
@@ -100,6 +103,11 @@ class SmtpProtocol(protocol.Protocol, TimeoutMixin):
             return
         self.core.receive(data)
         self._pump()
+        if self.core.reader.buffered > MAX_UNREAD and not self._input_paused and self.connected:
+            # The session is busy (a lookup, a commit) and the client keeps sending: stop reading
+            # until the backlog is worked off instead of buffering without bound.
+            self._input_paused = True
+            self.transport.pauseProducing()
 
     def _pump(self) -> None:
         core = self.core
@@ -128,6 +136,10 @@ class SmtpProtocol(protocol.Protocol, TimeoutMixin):
             self._internal_error(result, event)
         if self.transport is not None and self.connected:
             self._pump()
+            if self._input_paused and self.core.reader.buffered <= MAX_UNREAD:
+                self._input_paused = False
+                if self._paused_for is None:
+                    self.transport.resumeProducing()
 
     def _internal_error(self, failure, event) -> None:
         log.error("SMTP session error on %r from [%s]: %s", type(event).__name__, self.peer_ip,
@@ -164,7 +176,7 @@ class SmtpProtocol(protocol.Protocol, TimeoutMixin):
 
         def resume(_):
             self._paused_for = None
-            if self.connected:
+            if self.connected and not self._input_paused:
                 self.transport.resumeProducing()
             return _
 

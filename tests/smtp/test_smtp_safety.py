@@ -205,3 +205,27 @@ def test_non_ascii_address_needs_smtputf8(mailsys):
     read_reply(f)
     assert read_reply(f)[-1].startswith(b"553 5.6.7")
     s.close()
+
+
+def test_large_message_streams_through_bdat_and_data(mailsys):
+    """A 12 MB message in DATA and in BDAT chunks arrives intact (flow control, no buffering)."""
+    mailsys.queue.runner.stop()
+    port = mailsys.listen("mx")
+    line = b"y" * 998 + b"\r\n"
+    body = b"Subject: big\r\n\r\n" + line * 12000
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+        c.ehlo("c")
+        c.mail("a@ext.test")
+        c.rcpt("alice@example.org")
+        assert c.data(body)[0] == 250
+        c.mail("a@ext.test")
+        c.rcpt("alice@example.org")
+        half = len(body) // 2
+        c.send(f"BDAT {half}\r\n".encode() + body[:half] + f"BDAT {len(body) - half} LAST\r\n".encode() + body[half:])
+        assert c.getreply()[0] == 250
+        assert c.getreply()[0] == 250
+    ids = mailsys.queued()
+    assert len(ids) == 2
+    for qid in ids:
+        data = mailsys.queue.dir.data_path(qid).read_bytes()
+        assert data.endswith(body)
