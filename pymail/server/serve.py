@@ -34,9 +34,11 @@ def build_context(config: Config, roles: list[str]) -> ServiceContext:
     ctx = ServiceContext(config=config, hostname=config.server.hostname, store=store,
                          directory=directory, authenticator=authenticator, tls=tls)
     if any(role in roles for role in ("mx", "submission", "lmtp")):
+        from pymail.filters.delivery import FilteringDelivery
         from pymail.queue.service import make_queue
 
-        ctx.queue = make_queue(ctx)
+        # Local delivery goes through per-user spam settings and Sieve (docs/filters.md).
+        ctx.queue = make_queue(ctx, local_delivery=FilteringDelivery.from_context(ctx))
     return ctx
 
 
