@@ -8,6 +8,7 @@ EXISTS that shrank without EXPUNGE, a sequence number past the end) is a ``Proto
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 from dataclasses import dataclass, field
 
@@ -156,11 +157,25 @@ class ImapClient:
         self._tag += 1
         return f"L{self._tag}"
 
-    async def command(self, line: str, literal: bytes | None = None, ok_only: bool = True) -> TaggedResult:
+    async def command(self, line: str, literal: bytes | None = None, ok_only: bool = True,
+                      continuation_only: bool = False) -> TaggedResult:
+        """Send a command (with a literal, or with ``continuation_only`` a line sent after the
+        server's ``+``, as SASL does) and read up to its tagged response."""
         tag = self.next_tag()
         untagged: list[Response] = []
         if literal is None:
             self.writer.write(f"{tag} {line}\r\n".encode())
+        elif continuation_only:
+            self.writer.write(f"{tag} {line}\r\n".encode())
+            while True:
+                resp = await self.read_response()
+                if resp.text.startswith("+"):
+                    break
+                if resp.text.startswith(tag + " "):
+                    raise ImapNo(line.split(" ")[0], self._tagged(resp, untagged))
+                self.apply_untagged(resp)
+                untagged.append(resp)
+            self.writer.write(literal + b"\r\n")
         elif "LITERAL+" in self.capabilities:
             self.writer.write(f"{tag} {line} {{{len(literal)}+}}\r\n".encode() + literal + b"\r\n")
         else:
@@ -206,8 +221,17 @@ class ImapClient:
             self.capabilities = set()
             await self.command("CAPABILITY")
 
-    async def login(self, user: str, password: str) -> None:
-        result = await self.command(f"LOGIN {quote(user)} {quote(password)}")
+    async def login(self, user: str, password: str, mechanism: str = "login") -> None:
+        """LOGIN, or AUTHENTICATE PLAIN (RFC 4616) as Thunderbird does: with SASL-IR (RFC 4959)
+        when offered, else after the server's empty continuation."""
+        if mechanism == "plain":
+            token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+            if "SASL-IR" in self.capabilities:
+                result = await self.command(f"AUTHENTICATE PLAIN {token}")
+            else:
+                result = await self.command("AUTHENTICATE PLAIN", literal=token.encode(), continuation_only=True)
+        else:
+            result = await self.command(f"LOGIN {quote(user)} {quote(password)}")
         if result.code("CAPABILITY") is None:
             await self.command("CAPABILITY")
 

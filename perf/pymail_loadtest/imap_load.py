@@ -58,6 +58,7 @@ class ImapLoad:
     window: int = 50  # messages per FETCH of flags / headers
     idle_time: float = 0.2
     seed: int = 1
+    auth: str = "login"  # login | plain (AUTHENTICATE PLAIN)
 
 
 class OwnedModel(MailboxModel):
@@ -133,7 +134,7 @@ class ImapUser:
 
     async def login(self) -> None:
         await self.client.connect()
-        await self.client.login(self.user.name, self.user.password)
+        await self.client.login(self.user.name, self.user.password, self.load.auth)
 
     async def select(self) -> None:
         await self.client.select(self.load.mailbox)

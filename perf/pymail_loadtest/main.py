@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=positive_int, default=50, help="messages per FETCH of flags or headers")
     p.add_argument("--idle-time", type=float, default=0.2, help="seconds spent in each IDLE")
     p.add_argument("--size", default="5k", help="size (distribution) of APPENDed messages")
+    p.add_argument("--auth", choices=("login", "plain"), default="login",
+                   help="LOGIN, or AUTHENTICATE PLAIN (SASL-IR when offered) as Thunderbird does")
 
     p = sub.add_parser("mailbox", help="big-mailbox command timings, cold then warm, one client")
     common_options(p, 143)
@@ -125,7 +127,7 @@ def make_run(args: argparse.Namespace, users: list[User], target: Target):
         return load.sessions, params, lambda rec: run_smtp(load, rec)
     if args.kind == "imap":
         load = ImapLoad(target, args.clients, users, bounds, parse_mix(args.mix), SizeDistribution.parse(args.size),
-                        args.mailbox, args.session_ops, args.window, args.idle_time, args.seed)
+                        args.mailbox, args.session_ops, args.window, args.idle_time, args.seed, args.auth)
         return load.clients, params, lambda rec: run_imap(load, rec)
     if args.kind == "mailbox":
         load = MailboxLoad(target, users[0] if users else None, bounds, args.mailbox, args.passes,

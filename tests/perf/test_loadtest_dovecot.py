@@ -48,6 +48,25 @@ def test_imap_flags_set_by_the_load_are_really_stored(dovecot, capsys):
         m.logout()
 
 
+def test_imap_authenticate_plain(dovecot, capsys, monkeypatch):
+    from pymail_loadtest.imap_client import ImapClient
+
+    sent = []
+    original = ImapClient.command
+
+    async def spy(self, line, *args, **kwargs):
+        sent.append(line)
+        return await original(self, line, *args, **kwargs)
+
+    monkeypatch.setattr(ImapClient, "command", spy)
+    code, summary, out = run_cli(capsys, "imap", "--port", dovecot.imap_port, "--auth", "plain", "--clients", 2,
+                                 "--count", 6, "--session-ops", 2, "--mix", "noop=1", "--progress", 0, *user_args())
+    assert code == 0, out
+    assert summary["ops"]["login"]["count"] >= 3
+    assert any(line.startswith("AUTHENTICATE PLAIN ") for line in sent)  # Dovecot offers SASL-IR
+    assert not any(line.startswith("LOGIN ") for line in sent)
+
+
 def test_imap_count_bound_is_exact(dovecot, capsys):
     code, summary, _ = run_cli(capsys, "imap", "--port", dovecot.imap_port, "--clients", 3, "--count", 25,
                                "--mix", "noop=1,fetch_flags=1", "--progress", 0, "--json-only", *user_args())
