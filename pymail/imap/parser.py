@@ -40,6 +40,14 @@ class Atom(str):
         return f"Atom({str.__repr__(self)})"
 
 
+class LiteralBytes(bytes):
+    """A string that arrived as a literal (APPEND tells a message from a quoted date by it)."""
+
+
+class Literal8Bytes(LiteralBytes):
+    """A ``~{n}`` binary literal (RFC 3516 §4.3)."""
+
+
 @dataclass
 class Command:
     tag: str
@@ -165,6 +173,9 @@ _QUOTED_SAFE_ESCAPES = {ord("\\"), ord('"')}
 _SECTION_PREFIXES = {b"BODY", b"BODY.PEEK", b"BINARY", b"BINARY.PEEK", b"BINARY.SIZE"}
 
 
+_LITERAL = re.compile(rb"(~?)\{(\d{1,20})[+-]?\}\r\n")
+
+
 class Reader:
     """Reads IMAP values from one framed command."""
 
@@ -243,15 +254,16 @@ class Reader:
         raise ParseError("Unterminated quoted string")
 
     def literal(self) -> bytes:
-        m = re.compile(rb"~?\{(\d{1,20})[+-]?\}\r\n").match(self.data, self.pos)
+        m = _LITERAL.match(self.data, self.pos)
         if m is None:
             raise ParseError("Bad literal")
-        size = int(m.group(1))
+        size = int(m.group(2))
         start = m.end()
         if start + size > len(self.data):
             raise ParseError("Literal shorter than announced")
         self.pos = start + size
-        return self.data[start:start + size]
+        kind = Literal8Bytes if m.group(1) else LiteralBytes
+        return kind(self.data[start:start + size])
 
     def value(self, depth: int = 0):
         c = self.peek()

@@ -136,7 +136,7 @@ class Session:
             else:
                 caps.append("LOGINDISABLED")
             return caps
-        caps += ["NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT", "CHILDREN", "LIST-EXTENDED",
+        caps += ["NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT", "CHILDREN", "LIST-EXTENDED", "MULTIAPPEND",
                  "LIST-STATUS", "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES",
                  f"APPENDLIMIT={self.settings.max_literal_size}", "CONDSTORE"]
         return caps

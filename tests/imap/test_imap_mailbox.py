@@ -157,3 +157,34 @@ def test_close_expunges_unselect_does_not(connect, store):
     c.close()
     c.select("INBOX")
     assert c.untagged_responses["EXISTS"] == [b"2"]
+
+
+def test_multiappend_all_or_nothing(raw):
+    r = raw(login=True)
+    m1, m2 = message("multi1"), message("multi2")
+    r.send(b'a APPEND Drafts (\\Draft) {%d+}\r\n%s "02-Feb-2024 10:00:00 +0000" {%d+}\r\n%s\r\n'
+           % (len(m1), m1, len(m2), m2))
+    line = r.until(b"a")[-1]
+    assert re.match(rb"a OK \[APPENDUID \d+ 1:2\]", line), line
+    # the second message is bad (an empty literal): nothing of this command stays
+    r.send(b"b APPEND Drafts {%d+}\r\n%s {0+}\r\n\r\n" % (len(m1), m1))
+    assert r.until(b"b")[-1].startswith(b"b BAD")
+    r.send(b"c STATUS Drafts (MESSAGES)\r\n")
+    assert r.until(b"c")[0] == b'* STATUS "Drafts" (MESSAGES 2)\r\n'
+
+
+def test_append_quoted_string_is_not_a_message(raw):
+    r = raw(login=True)
+    r.send(b'a APPEND Drafts "From: x"\r\n')
+    assert r.until(b"a")[-1].startswith(b"a BAD")
+
+
+def test_multiappend_rolls_back_on_store_failure(raw, directory):
+    big = message("big", body="x" * 3000 + "\r\n")
+    small = message("small")
+    directory.set_quota("alice@example.org", quota_bytes=len(small) + 2000)
+    r = raw(login=True)
+    r.send(b"a APPEND Drafts {%d+}\r\n%s {%d+}\r\n%s\r\n" % (len(small), small, len(big), big))
+    assert r.until(b"a")[-1].startswith(b"a NO [OVERQUOTA]")
+    r.send(b"c STATUS Drafts (MESSAGES)\r\n")
+    assert r.until(b"c")[0] == b'* STATUS "Drafts" (MESSAGES 0)\r\n'

@@ -10,7 +10,8 @@ import re
 from typing import NamedTuple
 
 from pymail.imap import serialize, utf7
-from pymail.imap.parser import Atom, astring
+from pymail.imap.parser import Atom, LiteralBytes, astring
+from pymail.imap.sequence import ordered_compress
 from pymail.imap.selected import SelectedMailbox, unclaimed_recent
 from pymail.imap.session import AUTHED, AUTHENTICATED, SELECTED, ImapError, bad, command
 
@@ -450,6 +451,33 @@ def parse_date_time(value: bytes) -> float:
     return float(t - offset)
 
 
+def _append_items(session, args: list) -> list[tuple[list[str], float | None, bytes]]:
+    """``[flags] [date-time] literal`` repeated (RFC 3502 MULTIAPPEND)."""
+    items = []
+    i = 0
+    while i < len(args):
+        flags: list[str] = []
+        date = None
+        if isinstance(args[i], list):
+            flags = parse_flags(args[i])
+            i += 1
+        if i < len(args) and isinstance(args[i], bytes) and not isinstance(args[i], LiteralBytes):
+            date = parse_date_time(args[i])
+            i += 1
+        if i >= len(args) or not isinstance(args[i], LiteralBytes):
+            raise bad("APPEND needs a message literal")
+        message = bytes(args[i])
+        i += 1
+        if len(message) > session.settings.max_literal_size:
+            raise ImapError("Message too large", "TOOBIG")
+        if not message:
+            raise bad("Empty message")
+        items.append((flags, date, message))
+    if not items:
+        raise bad("APPEND needs a message literal")
+    return items
+
+
 @command("APPEND", states=AUTHED)
 async def append(session, cmd):
     from pymail.store.errors import StoreError
@@ -458,21 +486,7 @@ async def append(session, cmd):
     if len(args) < 2:
         raise bad("APPEND needs a mailbox name and a message")
     name = mailbox_name(session, args.pop(0))
-    flags: list[str] = []
-    date = None
-    if args and isinstance(args[0], list):
-        flags = parse_flags(args.pop(0))
-    if len(args) == 2:
-        if not isinstance(args[0], bytes):
-            raise bad("Bad date-time")
-        date = parse_date_time(args.pop(0))
-    if len(args) != 1 or not isinstance(args[0], bytes):
-        raise bad("APPEND needs one message literal")
-    message = args[0]
-    if len(message) > session.settings.max_literal_size:
-        raise ImapError("Message too large", "TOOBIG")
-    if not message:
-        raise bad("Empty message")
+    items = _append_items(session, args)
     account = session.account
 
     def do_append():
@@ -483,8 +497,17 @@ async def append(session, cmd):
                 raise ImapError("No such mailbox", "TRYCREATE") from None
             raise
         with mb:
-            uid = mb.append(message, flags=tuple(flags), internal_date=date)
-            return mb.uidvalidity, uid
+            uids = []
+            try:
+                for flags, date, message in items:
+                    uids.append(mb.append(message, flags=tuple(flags), internal_date=date))
+            except BaseException:
+                # RFC 3502 §6.3.11: all or none; take back what this command appended
+                if uids:
+                    mb.store_flags(uids, ["\\Deleted"], "add")
+                    mb.expunge(uids)
+                raise
+            return mb.uidvalidity, uids
 
-    uidvalidity, uid = await session.blocking(do_append)
-    return f"[APPENDUID {uidvalidity} {uid}] APPEND completed"
+    uidvalidity, uids = await session.blocking(do_append)
+    return f"[APPENDUID {uidvalidity} {ordered_compress(uids)}] APPEND completed"
