@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import time
 
-from twisted.internet import defer, task
+from twisted.internet import defer, task, threads
+from twisted.python.threadpool import ThreadPool
 
 from pymail.queue import maillog
 from pymail.queue.bounce import build_bounce, build_dsn, wants_success_notice
@@ -37,12 +38,18 @@ class DeliveryRunner:
         self._busy: set[str] = set()
         self._sem = defer.DeferredSemaphore(max(1, self.settings.max_parallel))
         self._kick_pending = None
+        self._pool: ThreadPool | None = None
 
     # -- control (reactor thread) ------------------------------------------------------------------
     def start(self) -> defer.Deferred:
         from twisted.internet import reactor
 
         self._sem = defer.DeferredSemaphore(max(1, self.settings.max_parallel))
+        if self._pool is None:
+            # Deliveries wait on remote servers for minutes at worst: they get their own threads
+            # so SMTP sessions never queue behind them for a directory lookup or a commit.
+            self._pool = ThreadPool(0, max(1, self.settings.max_parallel), name="pymail-delivery")
+            self._pool.start()
         d = run_blocking(self.queue.dir.recover)
         d.addCallback(lambda removed: removed and log.info("queue: removed %d unacknowledged orphans", len(removed)))
 
@@ -58,6 +65,12 @@ class DeliveryRunner:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         self._loop = None
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            # Let deliveries in progress finish in the background; never block the reactor.
+            from twisted.internet import reactor
+
+            reactor.callInThread(pool.stop)
 
     def kick(self) -> None:
         """Look for due messages soon (a message was just queued)."""
@@ -87,7 +100,7 @@ class DeliveryRunner:
                     if qid in self._busy:
                         continue
                     self._busy.add(qid)
-                    d = self._sem.run(run_blocking, self.process, qid)
+                    d = self._sem.run(self._in_pool, self.process, qid)
                     d.addErrback(lambda f, q=qid: log.error("%s: delivery error: %s", q, f.getTraceback()))
                     d.addBoth(lambda _, q=qid: self._done(q))
                 if not self._again:
@@ -95,6 +108,13 @@ class DeliveryRunner:
         finally:
             self._scanning = False
         await run_blocking(self.queue.remote.close_idle)
+
+    def _in_pool(self, fn, *args):
+        from twisted.internet import reactor
+
+        if self._pool is None:
+            return defer.succeed(None)
+        return threads.deferToThreadPool(reactor, self._pool, fn, *args)
 
     def _done(self, qid: str) -> None:
         self._busy.discard(qid)
@@ -120,7 +140,18 @@ class DeliveryRunner:
             now = time.time()
             if envelope.held or envelope.next_attempt > now:
                 return
-            self.attempt(envelope, now)
+            try:
+                self.attempt(envelope, now)
+            except Exception:
+                # A bug or a disk problem after the journal was written: keep the message, try
+                # again after the usual back-off instead of at every scan.
+                log.exception("%s: delivery attempt failed", queue_id)
+                try:
+                    envelope = qdir.load(queue_id)
+                    envelope.next_attempt = now + self.backoff(envelope.attempts)
+                    qdir.save(envelope)
+                except Exception:
+                    log.exception("%s: cannot record the failed attempt", queue_id)
 
     def attempt(self, envelope, now: float) -> None:
         qdir = self.queue.dir

@@ -64,9 +64,10 @@ class Queue:
             return self.runner.start()
         return None
 
-    def stop(self) -> None:
+    def stop(self):
+        """Stop the runner and say QUIT to cached outbound connections (in a thread)."""
         self.runner.stop()
-        self.remote.close_idle(0)
+        return run_blocking(self.remote.close_idle, 0)
 
 
 def open_queue(config, store, directory, hostname: str | None = None,

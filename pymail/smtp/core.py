@@ -14,7 +14,7 @@ one reply per accepted recipient after the message (``finish_message(replies)``)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pymail.smtp import wire
 from pymail.smtp.commands import Path, parse_path_arg, split_verb

@@ -23,7 +23,7 @@ from pymail.queue.envelope import Envelope, Recipient
 from pymail.runtime import run_blocking
 from pymail.smtp import core as ev
 from pymail.smtp import sasl
-from pymail.smtp.addresses import (domain_of, has_routing, in_networks, is_ip_literal, normalize,
+from pymail.smtp.addresses import (has_routing, in_networks, is_ip_literal, normalize,
                                    split_address)
 from pymail.smtp.commands import Path, decode_xtext
 from pymail.smtp.errors import Reply, SmtpError
