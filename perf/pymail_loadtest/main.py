@@ -3,7 +3,7 @@
 Every run is bounded (``--duration`` seconds, and ``--count`` operations where it applies), shows
 progress on stderr, and ends with a summary table and one JSON line on stdout (``--json-only``:
 the JSON line alone). Exit status: 0 clean, 1 when the server gave a wrong or failed reply,
-2 for a bad command line or an unreachable/forbidden target.
+2 for a bad command line or a target it may not load (not loopback).
 """
 
 from __future__ import annotations
