@@ -1,0 +1,94 @@
+"""SORT and THREAD (RFC 5256), SORT=DISPLAY (RFC 5957).
+
+The messages are chosen with the SEARCH engine, then their header fields come in one query from
+the store's parse cache (no message file is read).
+"""
+
+from __future__ import annotations
+
+from pymail.imap import sortkeys, threads
+from pymail.imap.commands.search import CHARSETS, run_search
+from pymail.imap.parser import Atom, astring
+from pymail.imap.searchspec import parse_search
+from pymail.imap.session import SELECTED, ImapError, bad, command
+
+CRITERIA = {"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO"}
+ALGORITHMS = {"ORDEREDSUBJECT": threads.ordered_subject, "REFERENCES": threads.references}
+
+
+def _charset(value) -> None:
+    name = astring(value, "charset").decode("ascii", "replace").upper()
+    if name not in CHARSETS:
+        raise ImapError("Unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
+
+
+def _infos(view, found) -> list[sortkeys.Info]:
+    mb = view.mailbox
+    uids = [u for _, u in found]
+    headers = mb.header_fields_many(uids, sortkeys.HEADER_NAMES) if uids else {}
+    return [sortkeys.info_for(seq, uid, view.records[uid], headers.get(uid, b"\r\n"))
+            for seq, uid in found if uid in view.records]
+
+
+def _parse_criteria(value) -> list[tuple[str, bool]]:
+    if not isinstance(value, list) or not value:
+        raise bad("SORT needs a list of criteria")
+    out, reverse = [], False
+    for v in value:
+        if not isinstance(v, Atom):
+            raise bad("Bad sort criterion")
+        name = v.upper()
+        if name == "REVERSE":
+            if reverse:
+                raise bad("REVERSE twice")
+            reverse = True
+            continue
+        if name not in CRITERIA:
+            raise bad(f"Unknown sort criterion {name[:20]}")
+        out.append((name, reverse))
+        reverse = False
+    if reverse or not out:
+        raise bad("REVERSE must precede a criterion")
+    return out
+
+
+@command("SORT", states=(SELECTED,), uid=True, allow_expunge=False)
+async def sort(session, cmd):
+    if len(cmd.args) < 3:
+        raise bad("SORT needs criteria, a charset and search keys")
+    criteria = _parse_criteria(cmd.args[0])
+    _charset(cmd.args[1])
+    _c, _r, tree = parse_search(cmd.args[2:])
+    view = session.selected
+
+    def run():
+        found = run_search(session, view, tree)
+        infos = _infos(view, found)
+        # stable sorts from the last criterion to the first; ties keep sequence order (§3)
+        infos.sort(key=lambda i: i.seq)
+        for name, reverse in reversed(criteria):
+            infos.sort(key=lambda i, n=name: sortkeys.sort_key(i, n), reverse=reverse)
+        return infos
+
+    infos = await session.blocking(run)
+    session.untagged("SORT" + "".join(f" {i.uid if cmd.uid else i.seq}" for i in infos))
+    return "SORT completed"
+
+
+@command("THREAD", states=(SELECTED,), uid=True, allow_expunge=False)
+async def thread(session, cmd):
+    if len(cmd.args) < 3 or not isinstance(cmd.args[0], Atom):
+        raise bad("THREAD needs an algorithm, a charset and search keys")
+    algorithm = ALGORITHMS.get(cmd.args[0].upper())
+    if algorithm is None:
+        raise bad("Unknown threading algorithm")
+    _charset(cmd.args[1])
+    _c, _r, tree = parse_search(cmd.args[2:])
+    view = session.selected
+
+    def run():
+        return threads.format_threads(algorithm(_infos(view, run_search(session, view, tree))), cmd.uid)
+
+    text = await session.blocking(run)
+    session.untagged("THREAD" + (" " + text if text else ""))
+    return "THREAD completed"
