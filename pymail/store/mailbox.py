@@ -18,6 +18,7 @@ from pymail.store.sync import IndexSync
 from pymail.store.types import Change, MessageRecord, SyncResult
 from pymail.store.uidl import expand_uidl
 
+UIDLIST_STALE_PERCENT = 25   # rewrite dovecot-uidlist when stale records pass this share
 _RECORD_SELECT = ("SELECT uid, flags, modseq, vsize, mtime, COALESCE(guid, base) "
                   "FROM records")
 _SYSTEM_BY_LOWER = {f.lower(): f for f in fn.SYSTEM_FLAGS}
@@ -483,13 +484,29 @@ class Mailbox(IndexSync, ParseCache):
             if self._fsync:
                 for sub in ("new", "cur"):
                     self.folder._fsync_dir(os.path.join(self.folder.path, sub))
-            self._drop_from_uidlist(set(gone))
+            stale = int(self.index.get("uidlist_stale", 0, db)) + len(gone)
+            live = self.index.counts()[0]
+            if stale * 100 > live * UIDLIST_STALE_PERCENT:
+                self._compress_uidlist(db)
+                stale = 0
+            self.index.set("uidlist_stale", stale, db)
         self.account._quota.add(-freed, -len(gone))
         return gone
 
-    def _drop_from_uidlist(self, uids: set[int]) -> None:
+    def _compress_uidlist(self, db) -> None:
+        """Rewrite dovecot-uidlist with only the records of messages that still exist.
+
+        Like Dovecot (maildir-uidlist.c keeps records until they pass 25 %), records of expunged
+        messages stay until they are more than UIDLIST_STALE_PERCENT of the live ones, so an
+        expunge in a 100,000-message folder does not rewrite a 5 MB file each time.  A stale
+        record is harmless: its file name never comes back."""
+        live = {r[0] for r in db.execute("SELECT base FROM records")}
         with self.folder.lock():
             ul = self.folder.read_or_create_uidlist()
             ul.next_uid = ul.effective_next_uid()
-            ul.entries = [e for e in ul.entries if e.uid not in uids]
+            top = max((e.uid for e in ul.entries), default=0)
+            # keep records of files not indexed yet (delivered after our last scan)
+            indexed_top = int(self.index.get("uidnext", 1, db))
+            ul.entries = [e for e in ul.entries if e.base in live or e.uid >= indexed_top]
+            ul.next_uid = max(ul.next_uid, top + 1)
             ul_mod.write(self.folder.uidlist_path, ul, self._fsync)

@@ -313,3 +313,19 @@ def test_move_at_quota_limit_and_copy_over_it(store):
     assert e.value.code == "OVERQUOTA"
     assert box.move([1], "Archive") == [(1, 1)]
     assert acct.quota()[0] == 2
+
+
+def test_uidlist_compress_keeps_records_of_unscanned_deliveries(account):
+    for i in range(3):
+        account.deliver(msg(f"m{i}"))
+    box = account.mailbox("INBOX")
+    late = account.deliver(msg("late"))            # not yet seen by box's index
+    box.store_flags([1, 2], ["\\Deleted"], "add")
+    box._refresh = lambda force=False: False       # expunge without picking up "late"
+    assert box._expunge([1, 2], require_deleted=True) == [1, 2]
+    del box._refresh
+    text = open(os.path.join(account.root, "dovecot-uidlist")).read().splitlines()
+    assert [line.split()[0] for line in text[1:]] == ["3", str(late.uid)]
+    assert box.sync().added == [late.uid]
+    with box.open_message(late.uid) as f:
+        assert b"Subject: late" in f.read()

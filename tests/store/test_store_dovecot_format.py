@@ -97,16 +97,21 @@ def test_uidlist_written_back_in_dovecot_format(dovecot_maildir):
     names = os.listdir(root / "cur")
     assert any(n.startswith("1276533080.M1P77.kurkku,S=40,W=44:2,") and n.endswith(",bc")
                for n in names)
-    # expunge rewrites the file; the header's N never goes down, V and G stay
+    # one expunge of five leaves the record (stale records are dropped past 25 %, as Dovecot)
     box.store_flags([25006], ["\\Deleted"], "add")
     assert box.expunge() == [25006]
+    lines = (root / "dovecot-uidlist").read_text().splitlines()
+    assert lines[1].startswith("25006 ") and len(lines) == 6
+    # a second one passes 25 %: the file is rewritten; N never goes down, V and G stay
+    box.store_flags([25017], ["\\Deleted"], "add")
+    assert box.expunge() == [25017]
     lines = (root / "dovecot-uidlist").read_text().splitlines()
     assert lines[0].split()[:2] == ["3", f"V{UIDVALIDITY}"]
     assert lines[0].split()[2] == "N25024"
     assert lines[0].split()[3] == f"G{MAILBOX_GUID}"
-    assert not any(line.startswith("25006 ") for line in lines)
+    assert not any(line.startswith(("25006 ", "25017 ")) for line in lines)
     parsed = ul_mod.parse((root / "dovecot-uidlist").read_bytes())
-    assert [e.uid for e in parsed.entries] == [25017, 25020, 25022, 25023]
+    assert [e.uid for e in parsed.entries] == [25020, 25022, 25023]
 
 
 def test_uidlist_version1_read_and_upgraded(tmp_path):
