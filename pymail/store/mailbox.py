@@ -213,6 +213,17 @@ class Mailbox(IndexSync, ParseCache):
         out.sort(key=lambda c: (c.modseq, c.uid))
         return out
 
+    @property
+    def first_recent_uid(self) -> int:
+        """The lowest UID no session has claimed as \\Recent yet."""
+        return int(self.index.get("first_recent_uid", 1))
+
+    def peek_recent(self) -> list[int]:
+        """UIDs \\Recent but not claimed by any session, without claiming them (EXAMINE,
+        STATUS RECENT; RFC 3501 §6.3.2)."""
+        return [r[0] for r in self.index.db.execute(
+            "SELECT uid FROM records WHERE uid >= ? ORDER BY uid", (self.first_recent_uid,))]
+
     def claim_recent(self) -> list[int]:
         """UIDs \\Recent for the caller; each UID is recent in exactly one session (RFC 3501
         §2.3.2).  Claimed messages still in new/ move to cur/ as Dovecot does."""

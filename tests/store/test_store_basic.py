@@ -158,7 +158,9 @@ def test_claim_recent_once(account):
     account.deliver(msg("b"))
     s1 = account.mailbox("INBOX")
     s2 = account.mailbox("INBOX")
+    assert s2.peek_recent() == [1, 2] and s2.first_recent_uid == 1
     assert s1.claim_recent() == [1, 2]
+    assert s2.peek_recent() == [] and s2.first_recent_uid == 3
     assert s2.claim_recent() == []
     account.deliver(msg("c"))
     assert s2.claim_recent() == [3]
