@@ -76,6 +76,11 @@ class AuthSettings:
     max_failures_per_ip: int = 10
     max_failures_per_user: int = 10
     failure_window: float = 300.0  # seconds
+    bcrypt_rounds: int = 12  # cost of new password hashes (4-31)
+
+    def validate(self) -> None:
+        if not 4 <= self.bcrypt_rounds <= 31:
+            raise ValueError(f"bcrypt_rounds: {self.bcrypt_rounds} is not between 4 and 31")
 
 
 @dataclass

@@ -122,6 +122,13 @@ def build_parser() -> Parser:
     p.add_argument("--create-domains", action="store_true", help="add domains that do not exist yet")
     p.add_argument("--replace", action="store_true", help="overwrite users that already exist")
     p.add_argument("--no-maildirs", action="store_true", help="do not create maildirs for users that have none")
+
+    # Areas owned by other packages register their own commands.
+    from pymail.filters.cli import register_cli as register_filter_commands
+    from pymail.queue.admin import register_cli as register_queue_commands
+
+    register_queue_commands(top, Parser)
+    register_filter_commands(top)
     return parser
 
 

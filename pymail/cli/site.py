@@ -44,5 +44,4 @@ def load_site(config_path: str | None) -> Site:
         raise CliError(f"config: {exc}") from None
     return Site(config_path=path, directory_url=config.directory_url, mail_root=config.mail_root,
                 index_root=config.index_root, fsync=config.store.fsync,
-                # ``auth.bcrypt_rounds`` once pymail.config has it; bcrypt's usual 12 until then
-                bcrypt_rounds=getattr(config.auth, "bcrypt_rounds", 12))
+                bcrypt_rounds=config.auth.bcrypt_rounds)

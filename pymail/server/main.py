@@ -73,7 +73,7 @@ def prepare_state(config: Config, demo: bool) -> None:
     from pymail.directory import Directory
     from pymail.store import Store
 
-    directory = Directory(config.directory_url)
+    directory = Directory(config.directory_url, bcrypt_rounds=config.auth.bcrypt_rounds)
     directory.create_schema()
     if demo:
         from pymail.server.demo import ensure_demo_user

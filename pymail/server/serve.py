@@ -25,7 +25,7 @@ def build_context(config: Config, roles: list[str]) -> ServiceContext:
     from pymail.store import Store
     from pymail.tls import server_context
 
-    directory = Directory(config.directory_url)
+    directory = Directory(config.directory_url, bcrypt_rounds=config.auth.bcrypt_rounds)
     store = Store(config.mail_root, config.index_root, fsync=config.store.fsync)
     authenticator = Authenticator.from_settings(directory, config.auth)
     tls = None
