@@ -6,6 +6,8 @@ neither blocks the reactor nor holds every message in memory at once.
 
 from __future__ import annotations
 
+import binascii
+import re
 import time
 
 from pymail.imap import mime, serialize
@@ -46,7 +48,7 @@ def _partial(data: bytes, item: FetchItem) -> bytes:
 
 def needs_full_message(item: FetchItem) -> bool:
     """Items the store's parse cache cannot answer (everything but the top-level header)."""
-    if item.name in ("RFC822", "RFC822.TEXT"):
+    if item.name in ("RFC822", "RFC822.TEXT", "BINARY", "BINARY.SIZE"):
         return True
     if item.section is None:
         return False
@@ -103,6 +105,12 @@ def _item_value(item: FetchItem, src: Source, rec, view, uid: int) -> list:
     if name == "RFC822.TEXT":
         return [Atom("RFC822.TEXT"), serialize.Literal(msg.body_bytes)]
     section = item.section
+    if name in ("BINARY", "BINARY.SIZE"):
+        data = binary_content(msg, section)
+        if name == "BINARY.SIZE":
+            return [Atom(item.response_name()), len(data)]
+        kind = serialize.Literal8 if b"\0" in data else serialize.Literal
+        return [Atom(item.response_name()), kind(_partial(data, item))]
     if msg is None and section.spec == "HEADER":
         data = src.header()
     elif msg is None:
@@ -164,6 +172,52 @@ def build_batch(session, view, pairs, items: list[FetchItem], changedsince: int 
     return b"".join(out), expunged
 
 
+class UnknownCte(Exception):
+    pass
+
+
+_QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
+
+
+def decode_qp(body: bytes) -> bytes:
+    """Quoted-printable (RFC 2045 §6.7): trailing white space dropped, ``=`` at a line end is
+    a soft break, ``=XX`` an octet; anything else is kept as it is."""
+    lines = body.split(b"\r\n")
+    out = []
+    for n, line in enumerate(lines):
+        line = line.rstrip(b" \t")
+        soft = line.endswith(b"=")
+        if soft:
+            line = line[:-1]
+        out.append(_QP_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), line))
+        if not soft and n < len(lines) - 1:
+            out.append(b"\r\n")
+    return b"".join(out)
+
+
+def binary_content(msg: mime.Part, section) -> bytes:
+    """BINARY[part] (RFC 3516 §4.2): the part's body with its transfer encoding undone."""
+    if not section.part:
+        return msg.data[msg.start:msg.end]
+    part = mime.find_part(msg, section.part)
+    if part is None:
+        return b""
+    body = part.body_bytes
+    if part.children or part.message is not None:
+        return body
+    cte = (part.header("content-transfer-encoding") or b"7bit").strip().lower()
+    if cte in (b"7bit", b"8bit", b"binary"):
+        return body
+    if cte == b"base64":
+        try:
+            return binascii.a2b_base64(re.sub(rb"[^A-Za-z0-9+/=]", b"", body))
+        except binascii.Error:
+            raise UnknownCte("Corrupt base64") from None
+    if cte == b"quoted-printable":
+        return decode_qp(body)
+    raise UnknownCte(f"Unknown Content-Transfer-Encoding {cte[:30].decode('ascii', 'replace')}")
+
+
 @command("FETCH", states=(SELECTED,), uid=True, allow_expunge=False)
 async def fetch(session, cmd):
     if len(cmd.args) not in (2, 3):
@@ -171,8 +225,6 @@ async def fetch(session, cmd):
     view = session.selected
     pairs = targets_for(session, cmd.args[0], cmd.uid)
     items = parse_fetch_items(cmd.args[1])
-    if any(i.name.startswith("BINARY") for i in items):
-        raise bad("BINARY is not supported")
     changedsince = None
     if len(cmd.args) == 3:  # RFC 7162 §3.1.4.1: (CHANGEDSINCE modseq)
         mods = cmd.args[2]
@@ -187,8 +239,11 @@ async def fetch(session, cmd):
         items.append(FetchItem("MODSEQ"))
     expunged = False
     for start in range(0, len(pairs), BATCH):
-        data, gone = await session.blocking(build_batch, session, view, pairs[start:start + BATCH],
-                                            items, changedsince)
+        try:
+            data, gone = await session.blocking(build_batch, session, view, pairs[start:start + BATCH],
+                                                items, changedsince)
+        except UnknownCte as e:  # RFC 3516 §4.2
+            raise ImapError(str(e), "UNKNOWN-CTE") from None
         expunged = expunged or gone
         if data:
             session.send(data)

@@ -5,12 +5,13 @@ SPECIAL-USE (RFC 6154), CHILDREN (RFC 3348), UIDPLUS APPENDUID (RFC 4315) and AP
 
 from __future__ import annotations
 
+import base64
 import calendar
 import re
 from typing import NamedTuple
 
-from pymail.imap import serialize, utf7
-from pymail.imap.parser import Atom, LiteralBytes, astring
+from pymail.imap import mime, serialize, utf7
+from pymail.imap.parser import Atom, Literal8Bytes, LiteralBytes, astring
 from pymail.imap.sequence import ordered_compress
 from pymail.imap.selected import SelectedMailbox, unclaimed_recent
 from pymail.imap.session import AUTHED, AUTHENTICATED, SELECTED, ImapError, bad, command
@@ -467,6 +468,8 @@ def _append_items(session, args: list) -> list[tuple[list[str], float | None, by
         if i >= len(args) or not isinstance(args[i], LiteralBytes):
             raise bad("APPEND needs a message literal")
         message = bytes(args[i])
+        if isinstance(args[i], Literal8Bytes) and b"\0" in message:
+            message = _encode_binary(message)
         i += 1
         if len(message) > session.settings.max_literal_size:
             raise ImapError("Message too large", "TOOBIG")
@@ -476,6 +479,21 @@ def _append_items(session, args: list) -> list[tuple[list[str], float | None, by
     if not items:
         raise bad("APPEND needs a message literal")
     return items
+
+
+def _encode_binary(message: bytes) -> bytes:
+    """A ``~{n}`` APPEND with NULs (RFC 3516 §4.1): a single-part body is stored base64
+    encoded so BODY[] stays a valid literal; BINARY[] gives the octets back."""
+    end = message.find(b"\r\n\r\n")
+    if end < 0:
+        raise ImapError("Message has no header/body separator", "CANNOT")
+    header, body = message[:end + 2], message[end + 4:]
+    head = mime.parse_message(header + b"\r\n")
+    if head.ctype in ("multipart", "message"):
+        raise ImapError("Binary content is only accepted in single-part messages", "CANNOT")
+    header = re.sub(rb"(?im)^Content-Transfer-Encoding:[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*", b"", header)
+    encoded = base64.encodebytes(body).replace(b"\n", b"\r\n")
+    return header + b"Content-Transfer-Encoding: base64\r\n\r\n" + encoded
 
 
 @command("APPEND", states=AUTHED)
