@@ -183,10 +183,12 @@ def main(argv=None) -> int:
     t_sync_new, res = timed(box.sync)
     assert res.added == [delivered.uid]
     other = acct.mailbox("INBOX")
-    other.store_flags([uids[n // 2]], ["\\Answered"], "add")
+    target = recs[n // 2]
+    other.store_flags([target.uid], ["\\Answered"],
+                      "remove" if "\\Answered" in target.flags else "add")
     other.close()
     t_sync_flag, res = timed(box.sync)
-    assert res.flag_changes == [uids[n // 2]]
+    assert res.flag_changes == [target.uid]
     box.store_flags([delivered.uid], ["\\Deleted"], "add")
     t_expunge, gone = timed(lambda: box.expunge([delivered.uid]))
     assert gone == [delivered.uid]
