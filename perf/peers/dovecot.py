@@ -53,6 +53,11 @@ class DovecotPeer:
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
+    def auth_socket(self) -> Path:
+        """Dovecot's SASL socket, for Postfix's ``smtpd_sasl_type = dovecot``."""
+        return self.base / "run" / "auth-client"
+
+    @property
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 

@@ -49,6 +49,11 @@ class PostfixPeer:
     sink_port: int = 0
     process_limit: int = 100
     mail_user: str = "nobody"  # virtual(8) delivers as this user
+    # Submission (RFC 6409): STARTTLS required, then AUTH checked by a Dovecot auth socket.
+    sasl_socket: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    submission_port: int = 0
     sink: subprocess.Popen | None = field(default=None, repr=False)
 
     def start(self, timeout: float = 30.0) -> "PostfixPeer":
@@ -67,8 +72,9 @@ class PostfixPeer:
         self.smtp_port = self.smtp_port or free_port()
         delivery = self.delivery_settings()
         (conf_dir / "main.cf").write_text(render("main.cf.in", {
-            "BASE": self.base, "DELIVERY": delivery, "PROCESS_LIMIT": self.process_limit}))
-        (conf_dir / "master.cf").write_text(render("master.cf.in", {"SMTP_PORT": self.smtp_port}))
+            "BASE": self.base, "DELIVERY": delivery + self.tls_settings(), "PROCESS_LIMIT": self.process_limit}))
+        (conf_dir / "master.cf").write_text(render("master.cf.in", {"SMTP_PORT": self.smtp_port,
+                                                                    "SUBMISSION": self.submission_service()}))
         result = subprocess.run([binary("postfix"), "-c", str(conf_dir), "start"], capture_output=True,
                                 text=True, timeout=60)
         if result.returncode != 0:
@@ -77,10 +83,29 @@ class PostfixPeer:
                             f"{(result.stderr or result.stdout).strip()[-500:]}; see {self.base}/maillog")
         try:
             wait_for_banner(self.smtp_port, b"220", timeout)
+            if self.submission_port:
+                wait_for_banner(self.submission_port, b"220", timeout)
         except PeerError as exc:
             self.stop()
             raise PeerError(f"Postfix did not start: {exc}; see {self.base}/maillog") from None
         return self
+
+    def tls_settings(self) -> str:
+        if not (self.cert and self.key):
+            return ""
+        return (f"smtpd_tls_cert_file = {self.cert}\nsmtpd_tls_key_file = {self.key}\n"
+                "smtpd_tls_security_level = may\n")
+
+    def submission_service(self) -> str:
+        """A master.cf line for port 587's role, when a SASL socket and a certificate are given."""
+        if not (self.sasl_socket and self.cert and self.key):
+            return ""
+        self.submission_port = self.submission_port or free_port()
+        options = ["smtpd_tls_security_level=encrypt", "smtpd_sasl_auth_enable=yes",
+                   "smtpd_sasl_type=dovecot", f"smtpd_sasl_path={self.sasl_socket}",
+                   "smtpd_tls_auth_only=yes", "smtpd_relay_restrictions=permit_sasl_authenticated,reject",
+                   "smtpd_recipient_restrictions=permit_sasl_authenticated,reject"]
+        return f"127.0.0.1:{self.submission_port} inet n - n - - smtpd " + " ".join(f"-o {o}" for o in options)
 
     def delivery_settings(self) -> str:
         if self.mode == "sink":

@@ -65,9 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--messages-per-session", type=int, default=0,
                    help="reconnect after this many messages (0: one connection per session)")
     p.add_argument("--size", default="5k", help="size or distribution, e.g. 5k or 1k:60,10k:30,1m:10")
-    p.add_argument("--from", dest="sender", default="loadtest@example.test")
+    p.add_argument("--from", dest="sender", help="MAIL FROM (default: the authenticated user with "
+                   "--auth, else loadtest@example.test)")
     p.add_argument("--to", action="append", help="recipient (repeatable; default: the users)")
-    p.add_argument("--auth", action="store_true", help="AUTH PLAIN as the first user (submission)")
+    p.add_argument("--auth", action="store_true",
+                   help="AUTH PLAIN (submission): session i as user i modulo the number of users")
 
     p = sub.add_parser("imap", help="clients running a mix of IMAP commands, replies checked")
     common_options(p, 143)
@@ -122,8 +124,9 @@ def make_run(args: argparse.Namespace, users: list[User], target: Target):
             raise LoadError("no recipients: give --to ADDRESS or users")
         if args.auth and not users:
             raise LoadError("--auth needs a user (--users FILE or --user NAME:PASS)")
-        load = SmtpLoad(target, args.sessions, bounds, SizeDistribution.parse(args.size), args.sender,
-                        recipients, args.messages_per_session, users[0] if args.auth else None, args.seed)
+        load = SmtpLoad(target, args.sessions, bounds, SizeDistribution.parse(args.size),
+                        args.sender or "loadtest@example.test", recipients, args.messages_per_session,
+                        users if args.auth else None, args.seed, sender_is_user=args.auth and not args.sender)
         return load.sessions, params, lambda rec: run_smtp(load, rec)
     if args.kind == "imap":
         load = ImapLoad(target, args.clients, users, bounds, parse_mix(args.mix), SizeDistribution.parse(args.size),

@@ -25,8 +25,9 @@ class SmtpLoad:
     sender: str
     recipients: list[str]
     messages_per_session: int = 0  # 0: until the bounds; else reconnect after this many
-    auth: User | None = None
+    auth: list[User] | None = None  # session i authenticates as auth[i % len(auth)]
     seed: int = 1
+    sender_is_user: bool = False  # MAIL FROM the authenticated address (submission rules)
 
 
 async def run_smtp(load: SmtpLoad, rec: Recorder) -> None:
@@ -36,13 +37,15 @@ async def run_smtp(load: SmtpLoad, rec: Recorder) -> None:
 
     async def session(number: int) -> None:
         srng = random.Random(load.seed * 1000 + number)
+        user = load.auth[number % len(load.auth)] if load.auth else None
+        sender = user.name if (user and load.sender_is_user) else load.sender
         while not load.bounds.expired():
             client = SmtpClient(load.target)
             try:
                 t0 = time.monotonic()
                 await client.connect()
-                if load.auth is not None:
-                    await client.auth_plain(load.auth.name, load.auth.password)
+                if user is not None:
+                    await client.auth_plain(user.name, user.password)
                 rec.record("connect", time.monotonic() - t0)
                 sent = 0
                 while load.messages_per_session == 0 or sent < load.messages_per_session:
@@ -51,7 +54,7 @@ async def run_smtp(load: SmtpLoad, rec: Recorder) -> None:
                     size = load.sizes.pick(srng)
                     rcpt = load.recipients[srng.randrange(len(load.recipients))]
                     t1 = time.monotonic()
-                    code, text = await client.end_of_data(load.sender, [rcpt], bodies[size])
+                    code, text = await client.end_of_data(sender, [rcpt], bodies[size])
                     if code != 250:
                         rec.error("message", f"end of DATA -> {code} {text}")
                         continue

@@ -56,3 +56,32 @@ def test_postfix_refuses_relay_for_unknown_domain_in_maildir_mode(workdir, capsy
                                    "--sessions", 1, "--count", 2, "--duration", 3, "--progress", 0, "--json-only")
     assert code == 1  # 550 unknown user at RCPT: the harness reports it, it does not count it as sent
     assert "message" not in summary["ops"] or summary["ops"]["message"]["count"] == 0
+
+
+def test_postfix_submission_with_dovecot_sasl(workdir, tls_files, capsys):
+    needs_postfix()
+    from peers import dovecot as dovecot_peer
+
+    if not dovecot_peer.installed():
+        pytest.skip("Dovecot is not installed: Postfix's submission port authenticates through it")
+    mail = workdir / "mail"
+    users = [("user1@example.test", "secret1"), ("user2@example.test", "secret2")]
+    for name, _ in users:
+        make_maildir(mail, name, 1)
+    with dovecot_peer.DovecotPeer(workdir / "dv", mail, users) as dovecot, \
+            postfix_peer.PostfixPeer(workdir / "pf", mode="maildir", mail_root=mail, users=[u for u, _ in users],
+                                     sasl_socket=dovecot.auth_socket, cert=tls_files[0], key=tls_files[1]) as peer:
+        assert peer.submission_port
+        code, summary, out = run_cli(capsys, "smtp", "--port", peer.submission_port, "--tls", "starttls", "--auth",
+                                     "--user", "user1@example.test:secret1", "--user", "user2@example.test:secret2",
+                                     "--to", "user1@example.test", "--sessions", 2, "--count", 6, "--duration", 20,
+                                     "--progress", 0)
+        assert code == 0, out
+        assert summary["ops"]["message"]["count"] == 6
+        bad, summary, _ = run_cli(capsys, "smtp", "--port", peer.submission_port, "--tls", "starttls", "--auth",
+                                  "--user", "user1@example.test:wrong", "--to", "user1@example.test",
+                                  "--sessions", 1, "--count", 1, "--duration", 1, "--progress", 0, "--json-only")
+        assert bad == 1 and any("535" in e for e in summary["error_samples"])
+        plain, summary, _ = run_cli(capsys, "smtp", "--port", peer.submission_port, "--to", "user1@example.test",
+                                    "--sessions", 1, "--count", 1, "--duration", 1, "--progress", 0, "--json-only")
+        assert plain == 1  # no TLS on submission: refused (smtpd_tls_security_level=encrypt)

@@ -60,6 +60,7 @@ def test_smtp_auth_plain_after_starttls(smtp_server, server_ssl, capsys):
     assert len(handler.messages) == 5
     assert all(m[3] for m in handler.messages)  # every message sent by an authenticated session
     assert [m[1] for m in handler.messages] == [["user1@example.test"]] * 5
+    assert {m[0] for m in handler.messages} == {"user1@example.test"}  # MAIL FROM = the AUTH user
 
 
 def test_smtp_over_implicit_tls(smtp_server, server_ssl, capsys):
