@@ -39,6 +39,12 @@ class Collect:
         self.messages: list[tuple[str, list[str], bytes, bool]] = []
         self.counter = 0
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("unknown@"):
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content,
                               bool(session.authenticated)))

@@ -113,3 +113,13 @@ def test_connection_refused_is_reported_not_raised(capsys):
                                "--to", "a@example.test", "--progress", 0, "--json-only")
     assert code == 1
     assert summary["ops"]["session"]["errors"] >= 1
+
+
+def test_smtp_refused_recipient_is_an_error_not_a_message(smtp_server, capsys):
+    handler = Collect()
+    with smtp_server(handler) as srv:
+        code, summary, _ = run_cli(capsys, "smtp", "--port", srv.port, "--to", "unknown@example.test", "--sessions", 1,
+                                   "--count", 2, "--duration", 1, "--progress", 0, "--json-only")
+    assert code == 1
+    assert "message" not in summary["ops"] and not handler.messages
+    assert any("550" in e for e in summary["error_samples"])
