@@ -138,7 +138,7 @@ class Session:
             return caps
         caps += ["NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT", "CHILDREN", "LIST-EXTENDED", "MULTIAPPEND",
                  "LIST-STATUS", "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES",
-                 f"APPENDLIMIT={self.settings.max_literal_size}", "CONDSTORE", "BINARY", "SORT", "SORT=DISPLAY",
+                 f"APPENDLIMIT={self.settings.max_literal_size}", "CONDSTORE", "BINARY", "SORT", "SORT=DISPLAY", "ESORT",
                  "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES"]
         return caps
 

@@ -82,3 +82,12 @@ def test_thread_references(connect, store):
     assert data == [b"(5)(1 (2 4)(3))((6)(7))"]
     typ, data = c.uid("THREAD", "REFERENCES", "UTF-8", "1:4")
     assert data == [b"(1 (2 4)(3))"]
+
+
+def test_esort(box):
+    typ, _ = box._simple_command("SORT", "RETURN", "(MIN MAX COUNT ALL)", "(SUBJECT)", "UTF-8", "ALL")
+    assert typ == "OK"
+    line = box.untagged_responses.pop("ESEARCH")[0]
+    assert line.endswith(b"MIN 1 MAX 3 ALL 2:3,1 COUNT 3")
+    typ, _ = box._simple_command("UID", "SORT", "RETURN", "()", "(REVERSE ARRIVAL)", "UTF-8", "ALL")
+    assert box.untagged_responses.pop("ESEARCH")[0].endswith(b"UID ALL 3,2,1")

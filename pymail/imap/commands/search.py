@@ -19,7 +19,7 @@ import email.utils
 from pymail.imap import mime, serialize
 
 from pymail.imap.searchspec import parse_search
-from pymail.imap.sequence import compress
+from pymail.imap.sequence import compress, ordered_compress
 from pymail.imap.session import SELECTED, ImapError, command
 
 CHARSETS = {"UTF-8", "US-ASCII"}
@@ -185,6 +185,27 @@ def _uses_modseq(node) -> bool:
         return _uses_modseq(node[1])
     return False
 
+def esearch_line(tag: str, uid: bool, opts: set, numbers: list[int], sort_order: bool = False,
+                 modseq: int | None = None) -> str:
+    """``ESEARCH (TAG "t") [UID] MIN MAX ALL COUNT [MODSEQ]`` (RFC 4731 §3.1; RFC 5267 §3.2 for
+    SORT, where ALL keeps the sort order)."""
+    parts = ["ESEARCH", f"(TAG {serialize.string(tag).decode()})"]
+    if uid:
+        parts.append("UID")
+    if numbers:
+        if "MIN" in opts:
+            parts.append(f"MIN {min(numbers)}")
+        if "MAX" in opts:
+            parts.append(f"MAX {max(numbers)}")
+        if "ALL" in opts:
+            parts.append(f"ALL {ordered_compress(numbers) if sort_order else compress(numbers)}")
+    if "COUNT" in opts:
+        parts.append(f"COUNT {len(numbers)}")
+    if modseq is not None:
+        parts.append(f"MODSEQ {modseq}")
+    return " ".join(parts)
+
+
 @command("SEARCH", states=(SELECTED,), uid=True, allow_expunge=False)
 async def search(session, cmd):
     charset, returns, tree = parse_search(cmd.args)
@@ -219,24 +240,6 @@ async def search(session, cmd):
             session.saved_search = sorted(keep)
         else:
             session.saved_search = [u for _, u in found]
-    parts = ["ESEARCH", f'(TAG {serialize.string(cmd.tag).decode()})']
-    if cmd.uid:
-        parts.append("UID")
-    if modseq is not None and not opts & {"ALL", "COUNT"}:
-        # RFC 7162 §3.1.5 with RFC 4731: the highest modseq of the messages returned
-        shown = ([found[0][1]] if "MIN" in opts else []) + ([found[-1][1]] if "MAX" in opts else [])
-        modseq = max((view.modseqs.get(u, 0) for u in shown), default=modseq)
-    if numbers:
-        if "MIN" in opts:
-            parts.append(f"MIN {min(numbers)}")
-        if "MAX" in opts:
-            parts.append(f"MAX {max(numbers)}")
-        if "ALL" in opts:
-            parts.append(f"ALL {compress(numbers)}")
-    if "COUNT" in opts:
-        parts.append(f"COUNT {len(numbers)}")
-    if modseq is not None:
-        parts.append(f"MODSEQ {modseq}")
-    session.untagged(" ".join(parts))
+    session.untagged(esearch_line(cmd.tag, cmd.uid, opts, numbers, modseq=modseq))
     return "SEARCH completed"
 

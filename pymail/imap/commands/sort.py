@@ -7,7 +7,7 @@ the store's parse cache (no message file is read).
 from __future__ import annotations
 
 from pymail.imap import sortkeys, threads
-from pymail.imap.commands.search import CHARSETS, run_search
+from pymail.imap.commands.search import CHARSETS, esearch_line, run_search
 from pymail.imap.parser import Atom, astring
 from pymail.imap.searchspec import parse_search
 from pymail.imap.session import SELECTED, ImapError, bad, command
@@ -54,11 +54,20 @@ def _parse_criteria(value) -> list[tuple[str, bool]]:
 
 @command("SORT", states=(SELECTED,), uid=True, allow_expunge=False)
 async def sort(session, cmd):
-    if len(cmd.args) < 3:
+    args = list(cmd.args)
+    returns = None
+    if args and isinstance(args[0], Atom) and args[0].upper() == "RETURN":  # RFC 5267 ESORT
+        if len(args) < 2 or not isinstance(args[1], list):
+            raise bad("RETURN needs a list")
+        returns = {str(o).upper() for o in args[1]} or {"ALL"}
+        if not returns <= {"MIN", "MAX", "ALL", "COUNT"}:
+            raise bad("Unknown SORT RETURN option")
+        args = args[2:]
+    if len(args) < 3:
         raise bad("SORT needs criteria, a charset and search keys")
-    criteria = _parse_criteria(cmd.args[0])
-    _charset(cmd.args[1])
-    _c, _r, tree = parse_search(cmd.args[2:])
+    criteria = _parse_criteria(args[0])
+    _charset(args[1])
+    _c, _r, tree = parse_search(args[2:])
     view = session.selected
 
     def run():
@@ -71,7 +80,11 @@ async def sort(session, cmd):
         return infos
 
     infos = await session.blocking(run)
-    session.untagged("SORT" + "".join(f" {i.uid if cmd.uid else i.seq}" for i in infos))
+    numbers = [i.uid if cmd.uid else i.seq for i in infos]
+    if returns is not None:
+        session.untagged(esearch_line(cmd.tag, cmd.uid, returns, numbers, sort_order=True))
+        return "SORT completed"
+    session.untagged("SORT" + "".join(f" {n}" for n in numbers))
     return "SORT completed"
 
 
