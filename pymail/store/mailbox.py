@@ -6,6 +6,7 @@ in ``cache.py`` (ParseCache); both are mixed into ``Mailbox``.
 from __future__ import annotations
 
 import os
+import threading
 
 from pymail.store import filename as fn
 from pymail.store import keywords as kw
@@ -18,6 +19,9 @@ from pymail.store.sync import IndexSync
 from pymail.store.types import Change, MessageRecord, SyncResult
 from pymail.store.uidl import expand_uidl
 
+SHARED_VIEWS = 32   # mailboxes whose records() view is kept per process for new sessions
+_shared_lock = threading.Lock()
+_shared: dict[str, tuple] = {}   # index path → (generation, modseq, {uid: record}, [records])
 UIDLIST_STALE_PERCENT = 25   # rewrite dovecot-uidlist when stale records pass this share
 _RECORD_SELECT = ("SELECT uid, flags, modseq, vsize, mtime, COALESCE(guid, base) "
                   "FROM records")
@@ -43,6 +47,23 @@ def normalize_flags(flags) -> frozenset:
                 raise StoreError(BADNAME, f"invalid keyword {flag!r}")
             out.add(flag)
     return frozenset(out)
+
+
+def _shared_view(path: str):
+    with _shared_lock:
+        return _shared.get(path)
+
+
+def _publish_view(path: str, generation, modseq: int, records: dict, ordered: list) -> None:
+    """Offer this session's (never mutated) view to later sessions of the same process."""
+    with _shared_lock:
+        old = _shared.get(path)
+        if old is not None and old[0] == generation and old[1] >= modseq:
+            return
+        _shared.pop(path, None)
+        _shared[path] = (generation, modseq, records, ordered)
+        while len(_shared) > SHARED_VIEWS:
+            del _shared[next(iter(_shared))]
 
 
 class Mailbox(IndexSync, ParseCache):
@@ -116,21 +137,28 @@ class Mailbox(IndexSync, ParseCache):
     def records(self) -> list[MessageRecord]:
         """All messages, ordered by UID, as the index has them now (call ``sync()`` first).
 
-        The first call reads every row; later calls only read rows whose modseq moved and the
-        expunge log, so a warm session's full UID+FLAGS scan costs about a list copy."""
+        A session's first call starts from the newest view another session of this process
+        published (or reads every row); later calls read only rows whose modseq moved and the
+        expunge log, so a warm full UID+FLAGS scan costs about a list copy."""
         with self.index.read() as db:
             highest = int(self.index.get("highest_modseq", 0, db))
             generation = self.index.get("generation", None, db)
             if self._records is None or generation != self._records_generation:
-                rows = db.execute(_RECORD_SELECT + " ORDER BY uid").fetchall()
-                self._records = {row[0]: self._make_record(row) for row in rows}
-                self._records_list = list(self._records.values())
-            elif highest != self._records_modseq:
+                shared = _shared_view(self.index.path)
+                if shared is not None and shared[0] == generation and shared[1] <= highest:
+                    _, self._records_modseq, self._records, self._records_list = shared
+                else:
+                    rows = db.execute(_RECORD_SELECT + " ORDER BY uid").fetchall()
+                    self._records = {row[0]: self._make_record(row) for row in rows}
+                    self._records_list = list(self._records.values())
+                    self._records_modseq = highest
+                self._records_generation = generation
+            if highest != self._records_modseq:
                 rows = db.execute(_RECORD_SELECT + " WHERE modseq > ?",
                                   (self._records_modseq,)).fetchall()
                 gone = db.execute("SELECT uid FROM expunged WHERE modseq > ?",
                                   (self._records_modseq,)).fetchall()
-                cache = self._records
+                cache = dict(self._records)      # copy on write: the old one may be shared
                 reorder = False
                 for (uid,) in gone:
                     if cache.pop(uid, None) is not None:
@@ -143,8 +171,10 @@ class Mailbox(IndexSync, ParseCache):
                     self._records_list = [cache[u] for u in sorted(cache)]
                 else:
                     self._records_list = [cache[r.uid] for r in self._records_list]
-            self._records_modseq = highest
-            self._records_generation = generation
+                self._records = cache
+                self._records_modseq = highest
+            _publish_view(self.index.path, generation, highest, self._records,
+                          self._records_list)
         return list(self._records_list)
 
     def _make_record(self, row) -> MessageRecord:

@@ -331,3 +331,24 @@ def test_uidlist_compress_keeps_records_of_unscanned_deliveries(account):
     assert box.sync().added == [late.uid]
     with box.open_message(late.uid) as f:
         assert b"Subject: late" in f.read()
+
+
+def test_new_session_reuses_shared_view_and_stays_correct(account):
+    from pymail.store import mailbox as mailbox_mod
+    for i in range(4):
+        account.deliver(msg(f"m{i}"))
+    s1 = account.mailbox("INBOX")
+    s1.records()                                   # publishes a view
+    s2 = account.mailbox("INBOX")
+    s2.store_flags([2], ["\\Seen"], "add")
+    s2.store_flags([3], ["\\Deleted"], "add")
+    s2.expunge()
+    account.deliver(msg("late"))
+    s3 = account.mailbox("INBOX")
+    got = s3.records()                              # starts from s1's view + the delta
+    mailbox_mod._shared.clear()
+    s4 = account.mailbox("INBOX")
+    assert got == s4.records()
+    assert [r.uid for r in got] == [1, 2, 4, 5]
+    assert got[1].flags == frozenset({"\\Seen"})
+    assert s1.records() == got                      # s1's own copy was not changed under it
