@@ -165,6 +165,9 @@ def main(argv=None) -> int:
     t_sync, _ = timed(box.sync)
     t_flags_first, recs = timed(box.records)         # reads every row from SQLite
     t_flags, recs = timed(box.records)               # the session's view, revalidated
+    second = acct.mailbox("INBOX")                   # another session in this process
+    t_flags_shared, _ = timed(second.records)
+    second.close()
     other = acct.mailbox("INBOX")                    # another session changes 100 messages
     other.store_flags([r.uid for r in recs[:100]], ["\\Flagged"], "add")
     other.close()
@@ -206,6 +209,7 @@ def main(argv=None) -> int:
         ("warm sync() with nothing changed", f"{t_sync * 1000:.1f} ms"),
         ("UID+FLAGS scan, first in a new session (SQLite)", f"{t_flags_first:.3f} s"),
         ("warm UID+FLAGS scan (records(), all)", f"{t_flags * 1000:.2f} ms"),
+        ("UID+FLAGS scan, first in a 2nd session, same process", f"{t_flags_shared * 1000:.2f} ms"),
         ("warm UID+FLAGS scan after 100 flag changes", f"{t_flags2 * 1000:.2f} ms"),
         ("warm STATUS counts (count/unseen/uidnext/modseq)", f"{t_status * 1000:.2f} ms"),
         ("warm header-field scan (From/Subject/Date, all)", f"{t_headers:.2f} s"),
