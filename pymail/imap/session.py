@@ -94,6 +94,7 @@ class Session:
         self.enabled: set[str] = set()
         self.saved_search: list[int] = []  # RFC 5182 "$" (uids)
         self.tls_started = False
+        self.quota_limits: tuple[int | None, int | None] = (None, None)  # (bytes, messages)
 
     @property
     def selected(self):
@@ -139,6 +140,7 @@ class Session:
         caps += ["NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT", "CHILDREN", "LIST-EXTENDED", "MULTIAPPEND",
                  "LIST-STATUS", "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES",
                  f"APPENDLIMIT={self.settings.max_literal_size}", "CONDSTORE", "BINARY", "SORT", "SORT=DISPLAY", "ESORT",
+                 "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE",
                  "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES"]
         return caps
 

@@ -92,9 +92,9 @@ async def _login(session, username: bytes, password: bytes) -> str:
             lock = _ENSURE_LOCKS.setdefault(address, threading.Lock())
         with lock:
             account.ensure()
-        return account
+        return account, (getattr(record, "quota_bytes", None), getattr(record, "quota_messages", None))
 
-    session.account = await session.blocking(open_account)
+    session.account, session.quota_limits = await session.blocking(open_account)
     session.user = address
     session.state = AUTHENTICATED
     return f"[CAPABILITY {' '.join(session.capabilities())}] Logged in"

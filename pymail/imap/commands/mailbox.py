@@ -208,7 +208,7 @@ def _wire_text(session, value, what: str) -> str:
 
 
 STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE",
-                "APPENDLIMIT")
+                "APPENDLIMIT", "DELETED", "DELETED-STORAGE")
 
 
 def _status_items(value) -> list[str]:
@@ -408,6 +408,9 @@ async def _status_values(session, name: str, items: list[str]) -> list:
                 v = mb.highest_modseq
             elif item == "SIZE":
                 v = mb.size()
+            elif item in ("DELETED", "DELETED-STORAGE"):  # RFC 9208 §4.2
+                gone = [r for r in mb.records() if "\\Deleted" in r.flags]
+                v = len(gone) if item == "DELETED" else sum(r.size for r in gone)
             else:
                 v = limit
             out += [Atom(item), v]
