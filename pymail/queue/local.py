@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 from pathlib import Path
 
 from pymail.queue.errors import PermanentFailure, TemporaryFailure
@@ -49,6 +50,19 @@ class LocalDelivery:
     def __init__(self, store, directory=None):
         self.store = store
         self.directory = directory
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def _account_lock(self, address: str) -> threading.Lock:
+        """One delivery at a time per account in this process: the store's quota file update
+        is not safe between threads of one process, and an error it raises after the message
+        was stored would make the queue deliver it again."""
+        key = address.lower()
+        with self._locks_guard:
+            lock = self._locks.get(key)
+            if lock is None:
+                lock = self._locks[key] = threading.Lock()
+            return lock
 
     def account(self, address: str):
         """The Store account with the quota the directory sets for it."""
@@ -65,10 +79,14 @@ class LocalDelivery:
 
     def store_message(self, envelope, recipient, path: Path, mailbox: str = "INBOX",
                       flags=()) -> str:
-        from pymail.store.errors import StoreError
-
         if self.store is None:
             raise TemporaryFailure("no message store configured", "4.3.0")
+        with self._account_lock(recipient.address):
+            return self._store_in_account(envelope, recipient, path, mailbox, flags)
+
+    def _store_in_account(self, envelope, recipient, path: Path, mailbox: str, flags) -> str:
+        from pymail.store.errors import StoreError
+
         account = self.account(recipient.address)
         for attempt in (1, 2):
             source = io.BufferedReader(PrefixedFile(delivery_headers(envelope.sender, recipient.address), path))

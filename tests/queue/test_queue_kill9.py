@@ -104,6 +104,7 @@ def test_kill9_during_load_loses_nothing(tmp_path):
     possible = set(re.findall(r"(\w{18}): to=<alice@example.org>, possible duplicate", log))
     dupes = {seq: n for seq, n in counts.items() if n > 1}
     for seq in dupes:
-        assert seq in acked and acked[seq] in possible, f"message {seq} delivered {dupes[seq]} times"
+        history = "\n".join(line for line in log.splitlines() if acked.get(seq, "?") in line)
+        assert seq in acked and acked[seq] in possible, f"message {seq} delivered {dupes[seq]} times:\n{history}"
     assert all(n <= 2 for n in counts.values())
     print(f"acked={len(acked)} delivered={len(counts)} dupes={len(dupes)} possible={len(possible)}")
