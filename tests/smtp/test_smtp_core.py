@@ -220,3 +220,25 @@ def test_wire_reader_bare_lf_commands():
     assert r.next_item() == wire.Line(b"NOOP")
     assert r.next_item() == wire.Line(b"RSET")
     assert r.next_item() is None
+
+
+from hypothesis import given, settings, strategies as st
+
+PIECES = [b"EHLO x\r\n", b"HELO x\r\n", b"MAIL FROM:<a@b>\r\n", b"RCPT TO:<c@d>\r\n", b"RCPT TO:<bad@d>\r\n",
+          b"DATA\r\n", b"BDAT 3\r\n", b"BDAT 0 LAST\r\n", b"BDAT x\r\n", b".\r\n", b"\r\n.\r\n", b"\n.\n",
+          b"RSET\r\n", b"NOOP\r\n", b"STARTTLS\r\n", b"AUTH PLAIN\r\n", b"QUIT\r\n", b"\r", b"\n", b"."]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(PIECES), st.binary(max_size=40)), max_size=40),
+       st.integers(min_value=1, max_value=50), st.booleans())
+def test_random_input_never_crashes_and_replies_are_well_formed(pieces, cut, lmtp):
+    d = Driver(lmtp=lmtp, max_line=200)
+    data = b"".join(pieces)
+    out = b""
+    for i in range(0, len(data), cut):
+        if d.core.closed:
+            break
+        out += d.feed(data[i:i + cut])
+    for line in out.split(b"\r\n")[:-1]:
+        assert line[:3].isdigit() and line[3:4] in (b" ", b"-"), line
