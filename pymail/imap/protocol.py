@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import zlib
 
 from twisted.internet import defer
 from twisted.internet.interfaces import ISSLTransport
@@ -50,6 +51,8 @@ class ImapProtocol(Protocol):
         self._paused = False
         self._closed = False
         self._autologout = None
+        self._inflater = None
+        self._deflater = None
         self._user: str | None = None
         self.remote_ip = "0.0.0.0"
 
@@ -90,9 +93,16 @@ class ImapProtocol(Protocol):
         self._arm_autologout()
         if self._discard or self._closed:
             return
+        if self._inflater is not None:
+            try:
+                data = self._inflater.decompress(data)
+            except zlib.error:
+                self.send(b"* BYE Corrupt compressed stream\r\n")
+                self.close()
+                return
         for ev in self.framer.feed(data):
             if isinstance(ev, Continue):
-                self.transport.write(serialize.continuation("Ready"))
+                self.send(serialize.continuation("Ready"))
                 continue
             if isinstance(ev, Frame) and _is_starttls(ev.data):
                 # Anything after the STARTTLS line in this read is plaintext the client had no
@@ -188,8 +198,25 @@ class ImapProtocol(Protocol):
 
     # --- what the session calls ------------------------------------------------------------
     def send(self, data: bytes) -> None:
-        if not self._closed:
-            self.transport.write(data)
+        if self._closed:
+            return
+        if self._deflater is not None:
+            data = self._deflater.compress(data) + self._deflater.flush(zlib.Z_SYNC_FLUSH)
+        self.transport.write(data)
+
+    def start_compression(self) -> None:
+        """COMPRESS=DEFLATE (RFC 4978): raw deflate both ways from the next byte on. The
+        server side uses a small window and memory level (allowed by §3) to keep idle
+        sessions cheap; inflating accepts any window the client picks."""
+        self._deflater = zlib.compressobj(6, zlib.DEFLATED, -10, 5)
+        self._inflater = zlib.decompressobj(-15)
+        rest = self.framer.take_rest()
+        if rest:
+            self.dataReceived(rest)
+
+    @property
+    def compressed(self) -> bool:
+        return self._deflater is not None
 
     def is_secure(self) -> bool:
         return ISSLTransport.providedBy(self.transport) or self.session.tls_started

@@ -140,7 +140,7 @@ class Session:
         caps += ["NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT", "CHILDREN", "LIST-EXTENDED", "MULTIAPPEND",
                  "LIST-STATUS", "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES",
                  f"APPENDLIMIT={self.settings.max_literal_size}", "CONDSTORE", "BINARY", "SORT", "SORT=DISPLAY", "ESORT",
-                 "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE",
+                 "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "COMPRESS=DEFLATE",
                  "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES"]
         return caps
 

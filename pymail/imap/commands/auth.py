@@ -172,6 +172,20 @@ async def enable(session, cmd):
     return "ENABLE completed"
 
 
+@command("COMPRESS", states=AUTHED)
+async def compress(session, cmd):
+    if len(cmd.args) != 1 or not isinstance(cmd.args[0], Atom):
+        raise bad("COMPRESS needs a mechanism")
+    if cmd.args[0].upper() != "DEFLATE":
+        raise bad("Unknown compression mechanism")
+    if session.io.compressed:
+        raise ImapError("Compression is already on", "COMPRESSIONACTIVE")
+    # RFC 4978 §3: compression starts right after the tagged OK, in both directions.
+    session.send(serialize.tagged(cmd.tag, "OK", "DEFLATE active"))
+    session.io.start_compression()
+    return None
+
+
 @command("NAMESPACE", states=AUTHED)
 async def namespace(session, cmd):
     _no_args(cmd)
