@@ -31,6 +31,11 @@ def wants_success_notice(recipient: Recipient) -> bool:
     return "SUCCESS" in recipient.notify
 
 
+def wants_delay_notice(recipient: Recipient) -> bool:
+    """RFC 3461 §4.1: DELAY when asked for; with no NOTIFY the MTA may (Postfix does)."""
+    return not recipient.notify or "DELAY" in recipient.notify
+
+
 def build_bounce(envelope: Envelope, failed: list[Recipient], path: Path, hostname: str,
                  max_body: int, new_id: str) -> tuple[Envelope, bytes] | None:
     """The bounce's envelope and message, or None when no bounce is due."""
@@ -39,7 +44,8 @@ def build_bounce(envelope: Envelope, failed: list[Recipient], path: Path, hostna
 
 
 def build_dsn(envelope: Envelope, rcpts: list[Recipient], path: Path, hostname: str,
-              max_body: int, new_id: str, action: str) -> tuple[Envelope, bytes] | None:
+              max_body: int, new_id: str, action: str,
+              retry_until: float = 0.0) -> tuple[Envelope, bytes] | None:
     """A DSN (RFC 3464) with ``action`` "failed", "delivered" or "relayed" for ``rcpts``.
 
     Success notices (RFC 3461 §4.3) carry only the returned header, never the whole message.
@@ -47,13 +53,16 @@ def build_dsn(envelope: Envelope, rcpts: list[Recipient], path: Path, hostname: 
     if not envelope.sender or envelope.is_bounce or not rcpts:
         return None
     failed = rcpts
-    success = action != "failed"
+    success = action in ("delivered", "relayed")
+    delayed = action == "delayed"
     boundary = f"{new_id}/{hostname}"
     now = time.time()
     lines = [
         f"From: Mail Delivery System <MAILER-DAEMON@{hostname}>",
         f"To: <{envelope.sender}>",
-        "Subject: " + ("Successful Mail Delivery Report" if success else "Undelivered Mail Returned to Sender"),
+        "Subject: " + ("Successful Mail Delivery Report" if success else
+                       "Delayed Mail (still being retried)" if delayed else
+                       "Undelivered Mail Returned to Sender"),
         f"Date: {email.utils.formatdate(now)}",
         f"Message-ID: <{new_id}@{hostname}>",
         "Auto-Submitted: auto-replied",
@@ -68,6 +77,8 @@ def build_dsn(envelope: Envelope, rcpts: list[Recipient], path: Path, hostname: 
         f"This is the mail system at host {hostname}.",
         "",
         ("Your message was delivered to the recipients below, as you asked." if success else
+         "Your message could not be delivered yet; the mail system keeps trying. "
+         "You do not need to send it again." if delayed else
          "Your message could not be delivered to one or more recipients."),
         "",
     ]
@@ -88,17 +99,22 @@ def build_dsn(envelope: Envelope, rcpts: list[Recipient], path: Path, hostname: 
         lines.append(f"Action: {action}")
         if success:
             code = "2.0.0"
+        elif delayed:
+            status = r.last_error.split(" ", 2)
+            code = next((p for p in status if p.count(".") == 2 and p[0] == "4"), "4.0.0")
         else:
             status = r.last_error.split(" ", 2)
             code = next((p for p in status if p.count(".") == 2 and p[0] == "5"), "5.0.0")
         lines.append(f"Status: {code}")
         if r.remote_mta:
             lines.append(f"Remote-MTA: dns; {r.remote_mta}")
+        if delayed:
+            lines.append(f"Will-Retry-Until: {email.utils.formatdate(envelope.created + retry_until)}")
         if r.last_error and not success:
             lines.append(f"Diagnostic-Code: smtp; {r.last_error}")
     lines.append("")
     raw = path.read_bytes() if path.stat().st_size <= max_body else None
-    if envelope.ret == "HDRS" or raw is None or success:
+    if envelope.ret == "HDRS" or raw is None or success or delayed:
         if raw is None:
             with open(path, "rb") as f:
                 raw = f.read(max_body)

@@ -45,6 +45,7 @@ class Envelope:
     next_attempt: float = 0.0
     held: bool = False
     is_bounce: bool = False
+    delay_warned: bool = False
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True).encode("utf-8")

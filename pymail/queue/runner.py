@@ -20,7 +20,7 @@ from twisted.internet import defer, task, threads
 from twisted.python.threadpool import ThreadPool
 
 from pymail.queue import maillog
-from pymail.queue.bounce import build_bounce, build_dsn, wants_success_notice
+from pymail.queue.bounce import build_bounce, build_dsn, wants_delay_notice, wants_success_notice
 from pymail.queue.envelope import DELIVERED, FAILED, Recipient
 from pymail.queue.errors import DeliveryFailure
 from pymail.runtime import run_blocking
@@ -205,11 +205,29 @@ class DeliveryRunner:
             qdir.remove(qid)
             maillog.event(qid, "removed")
             return
+        self.maybe_warn_delay(envelope, now, path)
         envelope.next_attempt = now + self.backoff(envelope.attempts)
         qdir.save(envelope)
 
     def backoff(self, attempts: int) -> float:
         return min(self.settings.max_backoff, self.settings.min_backoff * (2 ** max(0, attempts - 1)))
+
+    def maybe_warn_delay(self, envelope, now: float, path) -> None:
+        """One "delayed" DSN (RFC 3464 Action: delayed) once ``delay_warning_time`` has passed."""
+        limit = self.settings.delay_warning_time
+        if limit <= 0 or envelope.delay_warned or now - envelope.created < limit:
+            return
+        envelope.delay_warned = True
+        rcpts = [r for r in envelope.pending() if wants_delay_notice(r)]
+        made = build_dsn(envelope, rcpts, path, self.queue.hostname, self.settings.bounce_max_body,
+                         self.queue.dir.new_id(), "delayed", self.settings.max_lifetime)
+        if made is None:
+            return
+        dsn_env, message = made
+        dsn_env.recipients = self.queue.route(envelope.sender)
+        if dsn_env.recipients:
+            self.queue.dir.enqueue_bytes(dsn_env, message)
+            maillog.event(envelope.queue_id, f"sender delay notification: {dsn_env.queue_id}")
 
     def notify_success(self, envelope, delivered: list[Recipient], path) -> None:
         for action, rcpts in (("delivered", [r for r in delivered if r.local]),

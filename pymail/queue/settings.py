@@ -26,3 +26,4 @@ class QueueSettings:
     connection_cache_time: float = 10.0  # keep an idle outbound connection for reuse this long
     outbound_tls: bool = True  # opportunistic STARTTLS (no certificate check, RFC 7435)
     bounce_max_body: int = 256 * 1024  # return the full message in a DSN up to this size
+    delay_warning_time: float = 0.0  # send one "delayed" DSN after this long (0: never, as Postfix)

@@ -178,3 +178,17 @@ def test_notify_success_gets_a_delivered_dsn(world):
     assert "Final-Recipient: rfc822; x@remote.test" in relayed
     assert "secret body" not in delivered  # success notices return the header only
     assert world.inbox("bob@example.org")
+
+
+def test_delay_warning_once(world):
+    world.config.queue.delay_warning_time = 0.5
+    world.sink.handler.rcpt_replies["x@remote.test"] = ["451 4.2.1 mailbox busy"]
+    world.start_runner()
+    qid = submit(world, "alice@example.org", ["x@remote.test"])
+    world.wait_for(lambda: bounces_for(world, "alice@example.org"), timeout=15, what="a delay notice")
+    world.wait_for(lambda: world.queue.dir.load(qid).attempts >= 3, timeout=15, what="more retries")
+    notices = bounces_for(world, "alice@example.org")
+    assert len(notices) == 1  # one warning, not one per retry
+    text = notices[0].as_string()
+    assert "Action: delayed" in text and "Status: 4.2.1" in text and "Will-Retry-Until:" in text
+    assert world.queue.dir.env_path(qid).exists()  # still queued
