@@ -46,6 +46,23 @@ class Transaction:
     writer: object = None
     size: int = 0
     too_big: bool = False
+    hops: int = 0  # Received fields in the client's header (RFC 5321 §6.3 loop detection)
+    in_header: bool = True
+    carry: bytes = b""
+
+    def count_hops(self, data: bytes) -> None:
+        """Count ``Received:`` fields while the header streams past (no second read)."""
+        if not self.in_header:
+            return
+        data = self.carry + data
+        lines = data.split(b"\n")
+        self.carry = lines.pop()[:64]  # a partial line: its start is all we need
+        for line in lines:
+            if line in (b"", b"\r"):
+                self.in_header = False
+                return
+            if line[:9].lower() == b"received:":
+                self.hops += 1
 
 
 class Session:
@@ -138,6 +155,7 @@ class Session:
             if not txn.writer.closed:
                 txn.writer.abort()
             return
+        txn.count_hops(data)
         txn.writer.write(data)
         if txn.writer.backlog > 4 * 1024 * 1024:
             self.io.pause_until(txn.writer)
@@ -391,6 +409,12 @@ class Session:
                 txn.writer.abort()
             maillog.event(txn.queue_id, f"reject: message from [{self.peer_ip}] too big; from=<{txn.sender}>")
             self._finish([Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")], txn)
+            return
+        if txn.hops > self.settings.max_hops:
+            txn.writer.abort()
+            maillog.event(txn.queue_id, f"reject: message from [{self.peer_ip}] has {txn.hops} Received "
+                                        f"headers (mail loop?); from=<{txn.sender}>")
+            self._finish([Reply(554, "5.4.6", "Too many hops (mail loop?)")], txn)
             return
         try:
             path = await txn.writer.finish()

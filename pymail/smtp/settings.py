@@ -14,4 +14,5 @@ class SmtpSettings:
     hide_submitter_ip: bool = False  # leave the client out of Received for authenticated mail
     max_bad_commands: int = 20  # 500/501/503 replies before 421 and disconnect
     max_auth_attempts: int = 3  # failed AUTH per connection before 421
+    max_hops: int = 50  # more Received fields than this: 554 5.4.6, a loop (RFC 5321 §6.3)
     mx_offers_auth: bool = True  # offer AUTH on port 25 too (after TLS), for relaying clients

@@ -229,3 +229,19 @@ def test_large_message_streams_through_bdat_and_data(mailsys):
     for qid in ids:
         data = mailsys.queue.dir.data_path(qid).read_bytes()
         assert data.endswith(body)
+
+
+def test_mail_loop_refused_by_hop_count(mailsys):
+    mailsys.smtp.max_hops = 5
+    port = mailsys.listen("mx")
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+        c.ehlo("c")
+        c.mail("a@ext.test")
+        c.rcpt("alice@example.org")
+        hops = b"".join(b"Received: from hop%d by x; Mon, 1 Jan 2024 00:00:00 +0000\r\n" % i for i in range(6))
+        code, msg = c.data(hops + b"Subject: loop\r\n\r\nReceived: in the body does not count\r\n")
+        assert (code, msg[:5]) == (554, b"5.4.6")
+        c.mail("a@ext.test")
+        c.rcpt("alice@example.org")
+        body_lines = b"Received: x\r\n" * 5 + b"Subject: ok\r\n\r\n" + b"Received: y\r\n" * 10
+        assert c.data(body_lines)[0] == 250
