@@ -298,9 +298,11 @@ class ServerCore:
         if isinstance(self._awaiting, MessageEnd):
             self.txn = _Transaction()
         self.send(reply)
+        self._answered()
         if reply.code in (500, 501, 503):
             self.bad_commands += 1
-        self._answered()
+            if self.bad_commands > self.max_bad_commands:
+                self.close(Reply(421, "4.7.0", f"{self.hostname} Too many errors, closing"))
 
     def accept_helo(self, reply: Reply) -> None:
         event = self._awaiting

@@ -245,3 +245,13 @@ def test_mail_loop_refused_by_hop_count(mailsys):
         c.rcpt("alice@example.org")
         body_lines = b"Received: x\r\n" * 5 + b"Subject: ok\r\n\r\n" + b"Received: y\r\n" * 10
         assert c.data(body_lines)[0] == 250
+
+
+def test_bad_parameters_count_towards_the_error_limit(mailsys):
+    mailsys.smtp.max_bad_commands = 2
+    port = mailsys.listen("mx")
+    s, f = connect(port)
+    s.sendall(b"EHLO c\r\n" + b"MAIL FROM:<a@ext.test> BODY=WRONG\r\n" * 4)
+    codes = [read_reply(f)[-1][:3] for _ in range(5)]
+    assert codes == [b"250", b"501", b"501", b"501", b"421"]
+    s.close()
