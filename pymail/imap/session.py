@@ -141,6 +141,7 @@ class Session:
                  "LIST-STATUS", "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES",
                  f"APPENDLIMIT={self.settings.max_literal_size}", "CONDSTORE", "BINARY", "SORT", "SORT=DISPLAY", "ESORT",
                  "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "COMPRESS=DEFLATE",
+                 "UTF8=ACCEPT",
                  "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES"]
         return caps
 

@@ -73,7 +73,8 @@ def from_wire(raw: bytes, utf8: bool = False) -> str:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise NameError_("mailbox name is not UTF-8") from None
-    name = text if utf8 and not text.isascii() else decode(text)
+    # RFC 6855 §3: once UTF8=ACCEPT is enabled, names are plain UTF-8 (no modified UTF-7)
+    name = text if utf8 else decode(text)
     if name.upper() == "INBOX" or name.upper().startswith("INBOX" + SEPARATOR) and name[:5] != "INBOX":
         name = "INBOX" + name[5:]
     return name

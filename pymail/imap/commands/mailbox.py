@@ -34,6 +34,11 @@ def mailbox_name(session, value, trailing_separator: bool = False) -> str:
     return name
 
 
+def _line(session, *parts) -> bytes:
+    """An untagged response; 8-bit strings may be quoted once UTF8=ACCEPT is on (RFC 6855)."""
+    return serialize.untagged(*parts, utf8=session.utf8)
+
+
 def wire_name(session, name: str) -> bytes:
     return utf7.to_wire(name, session.utf8).encode("utf-8")
 
@@ -93,17 +98,17 @@ async def select(session, cmd):
     if condstore:
         session.enabled.add("CONDSTORE")
     view.condstore = "CONDSTORE" in session.enabled
-    lines = [serialize.untagged("FLAGS", [Atom(f) for f in view.flag_names()]),
-             serialize.untagged("OK", "[PERMANENTFLAGS (" + ("" if readonly else
+    lines = [_line(session, "FLAGS", [Atom(f) for f in view.flag_names()]),
+             _line(session, "OK", "[PERMANENTFLAGS (" + ("" if readonly else
                                 " ".join(view.flag_names() + ["\\*"])) + ")] Flags permitted"),
-             serialize.untagged(view.exists, "EXISTS"),
-             serialize.untagged(len(view.recent), "RECENT")]
+             _line(session, view.exists, "EXISTS"),
+             _line(session, len(view.recent), "RECENT")]
     unseen = view.first_unseen_seq()
     if unseen is not None:
-        lines.append(serialize.untagged("OK", f"[UNSEEN {unseen}] First unseen"))
-    lines += [serialize.untagged("OK", f"[UIDVALIDITY {uidvalidity}] UIDs valid"),
-              serialize.untagged("OK", f"[UIDNEXT {view.uidnext}] Predicted next UID"),
-              serialize.untagged("OK", f"[HIGHESTMODSEQ {highest}] Highest")]
+        lines.append(_line(session, "OK", f"[UNSEEN {unseen}] First unseen"))
+    lines += [_line(session, "OK", f"[UIDVALIDITY {uidvalidity}] UIDs valid"),
+              _line(session, "OK", f"[UIDNEXT {view.uidnext}] Predicted next UID"),
+              _line(session, "OK", f"[HIGHESTMODSEQ {highest}] Highest")]
     session.send(b"".join(lines))
     session.selected = view
     session.state = SELECTED
@@ -202,7 +207,7 @@ def _wire_text(session, value, what: str) -> str:
     except UnicodeDecodeError:
         raise bad(f"Bad {what}") from None
     try:
-        return text if session.utf8 and not text.isascii() else utf7.decode(text)
+        return text if session.utf8 else utf7.decode(text)
     except utf7.NameError_:
         return text  # not valid modified UTF-7: matches no mailbox, which is the answer
 
@@ -287,7 +292,7 @@ async def list_(session, cmd):
             attrs.append(info.special_use)
         if ret_subscribed and info.subscribed and not lsub:
             attrs.append("\\Subscribed")
-        lines.append(serialize.untagged(cmd.name, [Atom(a) for a in attrs], b"/",
+        lines.append(_line(session, cmd.name, [Atom(a) for a in attrs], b"/",
                                         wire_name(session, info.name)))
         listed.append(info.name)
     if not (want_subscribed or want_special_only):
@@ -309,7 +314,7 @@ async def list_(session, cmd):
                     implied.add(parent)
         for parent in sorted(implied):
             attrs = [Atom("\\Noselect")] if lsub else [Atom("\\Noselect"), Atom("\\HasChildren")]
-            lines.append(serialize.untagged(cmd.name, attrs, b"/", wire_name(session, parent)))
+            lines.append(_line(session, cmd.name, attrs, b"/", wire_name(session, parent)))
     if want_subscribed and "RECURSIVEMATCH" in select_opts:
         # RFC 5258 §3.5: a parent matching the pattern whose descendant is subscribed is shown
         # with CHILDINFO (SUBSCRIBED), whether or not it is subscribed itself.
@@ -331,7 +336,7 @@ async def list_(session, cmd):
                 attrs = ["\\HasChildren", "\\Subscribed"]
             else:
                 attrs = ["\\HasChildren"] if info is not None else ["\\NonExistent", "\\HasChildren"]
-            extra.append((name, serialize.untagged("LIST", [Atom(a) for a in attrs], b"/",
+            extra.append((name, _line(session, "LIST", [Atom(a) for a in attrs], b"/",
                                                    wire_name(session, name),
                                                    [Atom("CHILDINFO"), [b"SUBSCRIBED"]])))
         done = {n for n, _ in extra}
@@ -468,6 +473,14 @@ def _append_items(session, args: list) -> list[tuple[list[str], float | None, by
         if i < len(args) and isinstance(args[i], bytes) and not isinstance(args[i], LiteralBytes):
             date = parse_date_time(args[i])
             i += 1
+        if i + 1 < len(args) and isinstance(args[i], Atom) and args[i].upper() == "UTF8":
+            # RFC 6855 §4: APPEND ... UTF8 (~{n}...) once UTF8=ACCEPT is enabled
+            if not session.utf8:
+                raise bad("UTF8 APPEND needs ENABLE UTF8=ACCEPT")
+            inner = args[i + 1]
+            if not isinstance(inner, list) or len(inner) != 1 or not isinstance(inner[0], Literal8Bytes):
+                raise bad("UTF8 takes one literal8 in parentheses")
+            args = args[:i] + [LiteralBytes(inner[0])] + args[i + 2:]
         if i >= len(args) or not isinstance(args[i], LiteralBytes):
             raise bad("APPEND needs a message literal")
         message = bytes(args[i])
