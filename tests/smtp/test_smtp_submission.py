@@ -128,3 +128,40 @@ def test_plaintext_auth_when_listener_allows_it(mailsys):
         c.login("alice@example.org", "secret")
         c.sendmail("alice@example.org", ["bob@example.org"], MSG)
     mailsys.wait_for(lambda: mailsys.inbox("bob@example.org"), what="delivery")
+
+
+def test_thunderbird_sequence(mailsys, client_ssl_context):
+    """What Thunderbird sends (shared/notes/thunderbird.md): AUTH PLAIN without initial response,
+    BODY=8BITMIME SIZE=n, and a close right after the 250 without QUIT."""
+    port = mailsys.listen("submission")
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    f = raw.makefile("rb")
+    assert f.readline().startswith(b"220")
+    raw.sendall(b"EHLO [127.0.0.1]\r\n")
+    while f.readline()[3:4] == b"-":
+        pass
+    raw.sendall(b"STARTTLS\r\n")
+    assert f.readline().startswith(b"220")
+    s = client_ssl_context.wrap_socket(raw)
+    f = s.makefile("rb")
+    s.sendall(b"EHLO [127.0.0.1]\r\n")
+    lines = [f.readline()]
+    while lines[-1][3:4] == b"-":
+        lines.append(f.readline())
+    assert b"250-AUTH PLAIN LOGIN\r\n" in lines
+    s.sendall(b"AUTH PLAIN\r\n")
+    assert f.readline() == b"334 \r\n"
+    s.sendall(base64.b64encode(b"\0alice@example.org\0secret") + b"\r\n")
+    assert f.readline().startswith(b"235")
+    body = "From: Alice <alice@example.org>\r\nSubject: Grüße\r\nContent-Transfer-Encoding: 8bit\r\n\r\nÄÖÜ\r\n".encode()
+    s.sendall(b"MAIL FROM:<alice@example.org> BODY=8BITMIME SIZE=%d\r\n" % len(body))
+    assert f.readline().startswith(b"250 2.1.0")
+    s.sendall(b"RCPT TO:<bob@example.org>\r\n")
+    assert f.readline().startswith(b"250 2.1.5")
+    s.sendall(b"DATA\r\n")
+    assert f.readline().startswith(b"354")
+    s.sendall(body + b".\r\n")
+    assert f.readline().startswith(b"250 2.0.0 Ok: queued as")
+    s.close()  # no QUIT
+    raw_msg = mailsys.wait_for(lambda: mailsys.inbox("bob@example.org"), what="delivery")[0]
+    assert "Subject: Grüße".encode() in raw_msg and "ÄÖÜ".encode() in raw_msg
