@@ -13,6 +13,7 @@ import bisect
 
 from pymail.imap import serialize
 from pymail.imap.parser import Atom
+from pymail.imap.sequence import compress
 
 
 def unclaimed_recent(mailbox) -> int:
@@ -41,6 +42,7 @@ class SelectedMailbox:
         self.uidnext = 0
         self.keywords: set[str] = set()
         self.condstore = False  # send MODSEQ in FETCH updates (RFC 7162 §3.2)
+        self.qresync = False  # VANISHED instead of EXPUNGE (RFC 7162 §3.2.10)
 
     # --- opening -------------------------------------------------------------------------
     def open(self) -> None:
@@ -190,14 +192,39 @@ class SelectedMailbox:
     _announced_exists = -1
     _announced_keywords: set = set()
 
-    def announce_expunges(self, uids) -> list[bytes]:
-        """``* n EXPUNGE`` for each uid still in the view, highest sequence first."""
+    def vanished_since(self, modseq: int, within=None) -> list[int]:
+        """UIDs expunged after ``modseq`` (from the store's change log), optionally only those
+        in the UID set ``within``."""
+        largest = max(self.uidnext - 1, 1)
+        return sorted({c.uid for c in self.mailbox.changes_since(modseq) if c.kind == "expunge"
+                       and (within is None or within.contains(c.uid, largest))})
+
+    def resync_lines(self, modseq: int, known) -> list[bytes]:
+        """SELECT (QRESYNC ...): VANISHED (EARLIER) and FETCH of what changed (RFC 7162 §3.2.5)."""
         out = []
+        gone = self.vanished_since(modseq, known)
+        if gone:
+            out.append(serialize.untagged("VANISHED", "(EARLIER)", Atom(compress(gone))))
+        for uid in self.uids:
+            if self.modseqs.get(uid, 0) > modseq:
+                items = [Atom("UID"), uid, Atom("FLAGS"), self.flag_atoms(uid),
+                         Atom("MODSEQ"), [self.modseqs[uid]]]
+                out.append(serialize.untagged(self.seq_of(uid), "FETCH", items))
+        return out
+
+    def announce_expunges(self, uids) -> list[bytes]:
+        """``* n EXPUNGE`` for each uid still in the view, highest sequence first (or one
+        ``* VANISHED uid-set`` once QRESYNC is enabled)."""
+        out = []
+        vanished = []
         for uid in sorted(set(uids), reverse=True):
             seq = self.seq_of(uid)
             if seq is None:
                 continue
-            out.append(serialize.untagged(seq, "EXPUNGE"))
+            if self.qresync:
+                vanished.append(uid)
+            else:
+                out.append(serialize.untagged(seq, "EXPUNGE"))
             del self.uids[seq - 1]
             self.flags.pop(uid, None)
             self.modseqs.pop(uid, None)
@@ -205,4 +232,6 @@ class SelectedMailbox:
             self.recent.discard(uid)
         self.gone -= set(uids)
         self._announced_exists = len(self.uids)
+        if vanished:
+            out.append(serialize.untagged("VANISHED", Atom(compress(vanished))))
         return out

@@ -139,7 +139,7 @@ class Session:
             return caps
         caps += ["NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT", "CHILDREN", "LIST-EXTENDED", "MULTIAPPEND",
                  "LIST-STATUS", "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES",
-                 f"APPENDLIMIT={self.settings.max_literal_size}", "CONDSTORE", "BINARY", "SORT", "SORT=DISPLAY", "ESORT",
+                 f"APPENDLIMIT={self.settings.max_literal_size}", "CONDSTORE", "QRESYNC", "BINARY", "SORT", "SORT=DISPLAY", "ESORT",
                  "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "COMPRESS=DEFLATE",
                  "UTF8=ACCEPT",
                  "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES"]

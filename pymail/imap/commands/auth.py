@@ -151,7 +151,7 @@ async def id_(session, cmd):
     return "ID completed"
 
 
-ENABLEABLE = {"CONDSTORE", "UTF8=ACCEPT"}
+ENABLEABLE = {"CONDSTORE", "QRESYNC", "UTF8=ACCEPT"}
 
 
 @command("ENABLE", states=AUTHED)
@@ -164,8 +164,10 @@ async def enable(session, cmd):
             raise bad("ENABLE takes atoms")
         name = a.upper()
         if name in ENABLEABLE and name not in session.enabled and name in session.capabilities():
-            if name == "CONDSTORE":
+            if name in ("CONDSTORE", "QRESYNC"):  # QRESYNC implies CONDSTORE (RFC 7162 §3.2.3)
                 await session.enable_condstore()
+            if name == "QRESYNC" and session.selected is not None:
+                session.selected.qresync = True
             session.enabled.add(name)
             newly.append(name)
     session.untagged("ENABLED" + "".join(" " + n for n in newly))

@@ -13,7 +13,7 @@ import time
 from pymail.imap import mime, serialize
 from pymail.imap.fetchspec import FetchItem, parse_fetch_items
 from pymail.imap.parser import Atom, number
-from pymail.imap.sequence import parse_sequence_set
+from pymail.imap.sequence import compress, parse_sequence_set
 from pymail.imap.session import SELECTED, ImapError, bad, command
 
 BATCH = 100
@@ -226,17 +226,28 @@ async def fetch(session, cmd):
     pairs = targets_for(session, cmd.args[0], cmd.uid)
     items = parse_fetch_items(cmd.args[1])
     changedsince = None
-    if len(cmd.args) == 3:  # RFC 7162 §3.1.4.1: (CHANGEDSINCE modseq)
+    vanished = False
+    if len(cmd.args) == 3:  # RFC 7162 §3.1.4.1: (CHANGEDSINCE modseq [VANISHED])
         mods = cmd.args[2]
-        if not isinstance(mods, list) or len(mods) != 2 or str(mods[0]).upper() != "CHANGEDSINCE":
+        if not isinstance(mods, list) or len(mods) not in (2, 3) or str(mods[0]).upper() != "CHANGEDSINCE":
             raise bad("Unknown FETCH modifier")
         changedsince = number(mods[1], "CHANGEDSINCE")
+        if len(mods) == 3:
+            if str(mods[2]).upper() != "VANISHED" or not cmd.uid or "QRESYNC" not in session.enabled:
+                raise bad("VANISHED needs UID FETCH and ENABLE QRESYNC (RFC 7162 §3.2.6)")
+            vanished = True
     if changedsince is not None or any(i.name == "MODSEQ" for i in items):
         await session.enable_condstore()
     if cmd.uid and not any(i.name == "UID" for i in items):
         items.insert(0, FetchItem("UID"))  # RFC 3501 §6.4.8: UID FETCH always returns UID
     if changedsince is not None and not any(i.name == "MODSEQ" for i in items):
         items.append(FetchItem("MODSEQ"))
+    if vanished:
+        seqset = parse_sequence_set(cmd.args[0])
+        gone = await session.blocking(view.vanished_since, changedsince, seqset)
+        gone = [u for u in gone if view.seq_of(u) is None]
+        if gone:
+            session.untagged("VANISHED", "(EARLIER)", Atom(compress(gone)))
     expunged = False
     for start in range(0, len(pairs), BATCH):
         try:

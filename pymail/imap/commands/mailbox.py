@@ -11,8 +11,8 @@ import re
 from typing import NamedTuple
 
 from pymail.imap import mime, serialize, utf7
-from pymail.imap.parser import Atom, Literal8Bytes, LiteralBytes, astring
-from pymail.imap.sequence import ordered_compress
+from pymail.imap.parser import Atom, Literal8Bytes, LiteralBytes, astring, number
+from pymail.imap.sequence import ordered_compress, parse_sequence_set
 from pymail.imap.selected import SelectedMailbox, unclaimed_recent
 from pymail.imap.session import AUTHED, AUTHENTICATED, SELECTED, ImapError, bad, command
 
@@ -72,15 +72,28 @@ async def select(session, cmd):
         raise bad(f"{cmd.name} needs a mailbox name")
     readonly = cmd.name == "EXAMINE"
     condstore = False
+    qresync = None
     if len(cmd.args) == 2 and isinstance(cmd.args[1], list):
-        opts = [str(o).upper() for o in cmd.args[1]]
-        if opts != ["CONDSTORE"]:
-            raise bad("Unknown SELECT parameter")
-        condstore = True
+        params = cmd.args[1]
+        i = 0
+        while i < len(params):
+            p = str(params[i]).upper() if isinstance(params[i], Atom) else ""
+            if p == "CONDSTORE":
+                condstore = True
+            elif p == "QRESYNC" and i + 1 < len(params):
+                if "QRESYNC" not in session.enabled:  # RFC 7162 §3.2.5
+                    raise bad("ENABLE QRESYNC first")
+                qresync = _qresync_params(params[i + 1])
+                i += 1
+            else:
+                raise bad("Unknown SELECT parameter")
+            i += 1
     elif len(cmd.args) != 1:
         raise bad(f"{cmd.name} takes one mailbox name")
     name = mailbox_name(session, cmd.args[0])
-    # RFC 3501 §6.3.1: a failed SELECT leaves no mailbox selected.
+    # RFC 3501 §6.3.1: a failed SELECT leaves no mailbox selected; RFC 7162 §3.2.11: say so.
+    if session.selected is not None and "QRESYNC" in session.enabled:
+        session.send(_line(session, "OK", "[CLOSED] Previous mailbox closed"))
     session.selected = None
     session.state = AUTHENTICATED
     account = session.account
@@ -89,15 +102,19 @@ async def select(session, cmd):
         view = SelectedMailbox(name, account.mailbox(name), readonly)
         try:
             view.open()
-            return view, view.mailbox.uidvalidity, view.mailbox.highest_modseq
+            resync = []
+            if qresync is not None and qresync[0] == view.mailbox.uidvalidity:
+                resync = view.resync_lines(qresync[1], qresync[2])
+            return view, view.mailbox.uidvalidity, view.mailbox.highest_modseq, resync
         except BaseException:
             view.mailbox.close()
             raise
 
-    view, uidvalidity, highest = await session.blocking(open_view)
+    view, uidvalidity, highest, resync = await session.blocking(open_view)
     if condstore:
         session.enabled.add("CONDSTORE")
     view.condstore = "CONDSTORE" in session.enabled
+    view.qresync = "QRESYNC" in session.enabled
     lines = [_line(session, "FLAGS", [Atom(f) for f in view.flag_names()]),
              _line(session, "OK", "[PERMANENTFLAGS (" + ("" if readonly else
                                 " ".join(view.flag_names() + ["\\*"])) + ")] Flags permitted"),
@@ -109,10 +126,19 @@ async def select(session, cmd):
     lines += [_line(session, "OK", f"[UIDVALIDITY {uidvalidity}] UIDs valid"),
               _line(session, "OK", f"[UIDNEXT {view.uidnext}] Predicted next UID"),
               _line(session, "OK", f"[HIGHESTMODSEQ {highest}] Highest")]
-    session.send(b"".join(lines))
+    session.send(b"".join(lines + resync))
     session.selected = view
     session.state = SELECTED
     return f"[{'READ-ONLY' if readonly else 'READ-WRITE'}] {cmd.name} completed"
+
+
+def _qresync_params(value) -> tuple[int, int, object]:
+    """``(uidvalidity modseq [known-uids [seq-match]])`` of SELECT (QRESYNC ...), RFC 7162 §3.2.5."""
+    if not isinstance(value, list) or len(value) < 2:
+        raise bad("QRESYNC needs (uidvalidity modseq ...)")
+    uidvalidity, modseq = number(value[0], "UIDVALIDITY"), number(value[1], "MODSEQ")
+    known = parse_sequence_set(value[2]) if len(value) > 2 else None
+    return uidvalidity, modseq, known
 
 
 @command("UNSELECT", "CLOSE", states=(SELECTED,))
