@@ -94,7 +94,9 @@ class SinkHandler:
         login = getattr(session, "sink_login", None)
         with self.lock:
             self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content,
-                                          session.ssl is not None, session.peer[1], list(envelope.mail_options),
+                                          session.ssl is not None or
+                                          server.transport.get_extra_info("ssl_object") is not None,
+                                          session.peer[1], list(envelope.mail_options),
                                           list(envelope.rcpt_options),
                                           login.decode() if isinstance(login, bytes) else login))
         return "250 2.0.0 sink ok"
@@ -103,7 +105,7 @@ class SinkHandler:
 class Sink:
     """An aiosmtpd server on its own event loop thread (the 'remote MX')."""
 
-    def __init__(self, cert, key, auth: dict[str, str] | None = None):
+    def __init__(self, cert, key, auth: dict[str, str] | None = None, implicit_tls: bool = False):
         from aiosmtpd.smtp import SMTP, AuthResult
 
         self.handler = SinkHandler()
@@ -124,12 +126,13 @@ class Sink:
                 handler.connections += 1
             kwargs = {}
             if auth is not None:
-                kwargs = dict(authenticator=authenticator, auth_require_tls=True)
-            return SMTP(handler, hostname="sink.remote.test", tls_context=context, enable_SMTPUTF8=True,
-                        **kwargs)
+                kwargs = dict(authenticator=authenticator, auth_require_tls=not implicit_tls)
+            return SMTP(handler, hostname="sink.remote.test", tls_context=None if implicit_tls else context,
+                        enable_SMTPUTF8=True, **kwargs)
 
         async def start():
-            self.server = await self.loop.create_server(factory, "127.0.0.1", 0)
+            self.server = await self.loop.create_server(factory, "127.0.0.1", 0,
+                                                        ssl=context if implicit_tls else None)
             self.port = self.server.sockets[0].getsockname()[1]
             ready.set()
 

@@ -192,3 +192,38 @@ def test_delay_warning_once(world):
     text = notices[0].as_string()
     assert "Action: delayed" in text and "Status: 4.2.1" in text and "Will-Retry-Until:" in text
     assert world.queue.dir.env_path(qid).exists()  # still queued
+
+
+def test_smarthost_with_implicit_tls(world, tls_files):
+    from conftest import Sink
+
+    relay = Sink(*tls_files, auth={"relayuser": "relaypw"}, implicit_tls=True)
+    try:
+        world.config.queue.smarthost = f"127.0.0.1:{relay.port}"
+        world.config.queue.smarthost_tls = "implicit"
+        world.config.queue.smarthost_username = "relayuser"
+        world.config.queue.smarthost_password = "relaypw"
+        world.start_runner()
+        submit(world, "alice@example.org", ["x@anywhere.test"])
+        world.wait_for(lambda: relay.messages, what="delivery through the smarthost")
+        assert relay.messages[0].tls and relay.messages[0].login == "relayuser"
+    finally:
+        relay.close()
+
+
+def test_smarthost_without_tls_never_gets_the_password(world, tls_files):
+    from conftest import Sink
+
+    relay = Sink(*tls_files)  # a relay that offers STARTTLS...
+    try:
+        world.config.queue.smarthost = f"127.0.0.1:{relay.port}"
+        world.config.queue.smarthost_username = "relayuser"
+        world.config.queue.smarthost_password = "relaypw"
+        world.config.queue.outbound_tls = False  # ...but we were told not to use it
+        world.start_runner()
+        qid = submit(world, "alice@example.org", ["x@anywhere.test"])
+        world.wait_for(lambda: world.queue.dir.load(qid).recipients[0].last_error, what="a deferral")
+        assert "not sending the password" in world.queue.dir.load(qid).recipients[0].last_error
+        assert not relay.messages
+    finally:
+        relay.close()
