@@ -46,6 +46,8 @@ def parse_path_arg(arg: str, keyword: str) -> Path:
             raise SmtpError(501, "5.1.3", "Bad source route syntax")
         route = tuple(h.strip().lstrip("@") for h in inner[:colon].split(","))
         inner = inner[colon + 1 :]
+    if keyword == "TO" and inner.lower() == "postmaster":
+        return Path("postmaster", route, params)  # RFC 5321 §4.5.1: <postmaster> has no domain
     if inner and not _valid_mailbox(inner):
         raise SmtpError(501, "5.1.3", "Bad address syntax")
     return Path(inner, route, params)

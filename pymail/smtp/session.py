@@ -314,6 +314,8 @@ class Session:
             raise SmtpError(501, "5.1.3", "Empty recipient")
         notify, orcpt = self._rcpt_params(path)
         address = path.address
+        if address.lower() == "postmaster":
+            address = await run_blocking(self._postmaster)
         if not txn.params.get("smtputf8") and not address.isascii():
             raise SmtpError(553, "5.6.7", "Non-ASCII address needs SMTPUTF8 (RFC 6531)")
         local_part, domain = split_address(address)
@@ -342,6 +344,15 @@ class Session:
         txn.recipients.extend(r for r in new if (r.address.lower(), r.local) not in seen)
         txn.rcpt_addresses.append(address)
         self.core.accept_rcpt(Reply(250, "2.1.5", "Recipient OK"))
+
+    def _postmaster(self) -> str:
+        """RFC 5321 §4.5.1: <postmaster> must work; it is postmaster@ our host name's domain."""
+        host = self.ctx.hostname.lower()
+        candidates = [host, host.partition(".")[2]]
+        for domain in candidates:
+            if domain and self.ctx.directory.is_local_domain(domain):
+                return f"postmaster@{domain}"
+        return f"postmaster@{host}"
 
     def _lookup(self, local_part: str, domain: str, address: str):
         """(is the domain ours, where mail for the address goes) in one thread hop."""

@@ -94,3 +94,30 @@ def test_vrfy_and_expn(mailsys):
     port = mailsys.listen("mx")
     replies = talk(port, [b"EHLO c", b"VRFY alice", b"EXPN staff", b"HELP", b"NOOP"])
     assert [r[:3] for r in replies[-4:]] == [b"252", b"502", b"214", b"250"]
+
+
+def test_bare_postmaster_is_accepted(mailsys):
+    mailsys.directory.add_domain("mx.test")
+    mailsys.directory.add_alias("postmaster@mx.test", ["bob@example.org"])
+    port = mailsys.listen("mx")
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+        c.ehlo("c")
+        c.mail("a@ext.test")
+        assert c.rcpt("Postmaster")[0] == 250
+        assert c.data(b"Subject: pm\r\n\r\nhi\r\n")[0] == 250
+    mailsys.wait_for(lambda: mailsys.inbox("bob@example.org"), what="delivery to the postmaster alias")
+
+
+def test_authenticated_client_may_relay_through_mx(mailsys, client_ssl_context):
+    mailsys.smtp.trusted_networks = []
+    mailsys.queue.runner.stop()
+    port = mailsys.listen("mx")
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+        c.starttls(context=client_ssl_context)
+        c.ehlo("c")
+        c.mail("alice@example.org")
+        assert c.rcpt("someone@ext.test")[0] == 554
+        c.rset()
+        c.login("alice@example.org", "secret")
+        c.mail("alice@example.org")
+        assert c.rcpt("someone@ext.test")[0] == 250
