@@ -52,3 +52,20 @@ def test_store_reports_modseq_after_enable(connect, store):
     c.select("INBOX")
     typ, data = c.store("1", "+FLAGS", "(\\Seen)")
     assert b"MODSEQ (" in data[0]
+
+
+def test_esearch_modseq_of_min_and_max(connect, store):
+    for i in range(3):
+        deliver(store, message(f"e{i}"))
+    c = connect()
+    c.enable("CONDSTORE")
+    c.select("INBOX")
+    mods = {}
+    for seq in ("1", "3", "2"):
+        mods[seq] = modseq_of(c.store(seq, "+FLAGS", "(\\Seen)")[1][0])
+    c._simple_command("SEARCH", "RETURN", "(MIN)", "MODSEQ", "1")
+    assert c.untagged_responses.pop("ESEARCH")[0].endswith(f"MIN 1 MODSEQ {mods['1']}".encode())
+    c._simple_command("SEARCH", "RETURN", "(MAX)", "MODSEQ", "1")
+    assert c.untagged_responses.pop("ESEARCH")[0].endswith(f"MAX 3 MODSEQ {mods['3']}".encode())
+    c._simple_command("SEARCH", "RETURN", "(ALL)", "MODSEQ", "1")
+    assert c.untagged_responses.pop("ESEARCH")[0].endswith(f"ALL 1:3 MODSEQ {mods['2']}".encode())

@@ -240,6 +240,10 @@ async def search(session, cmd):
             session.saved_search = sorted(keep)
         else:
             session.saved_search = [u for _, u in found]
+    if modseq is not None and not opts & {"ALL", "COUNT"}:
+        # RFC 7162 §3.1.5 with RFC 4731: the highest modseq of the messages returned
+        shown = ([found[0][1]] if "MIN" in opts else []) + ([found[-1][1]] if "MAX" in opts else [])
+        modseq = max((view.modseqs.get(u, 0) for u in shown), default=modseq)
     session.untagged(esearch_line(cmd.tag, cmd.uid, opts, numbers, modseq=modseq))
     return "SEARCH completed"
 
