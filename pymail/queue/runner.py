@@ -39,6 +39,7 @@ class DeliveryRunner:
         self._sem = defer.DeferredSemaphore(max(1, self.settings.max_parallel))
         self._kick_pending = None
         self._pool: ThreadPool | None = None
+        self._made_seen = 0
 
     # -- control (reactor thread) ------------------------------------------------------------------
     def start(self) -> defer.Deferred:
@@ -118,6 +119,9 @@ class DeliveryRunner:
 
     def _done(self, qid: str) -> None:
         self._busy.discard(qid)
+        if self.queue.dir.made_here != self._made_seen:
+            self._made_seen = self.queue.dir.made_here
+            self.kick()  # a bounce or redirect was queued by that delivery: send it now
         if self._again and not self._scanning:
             self.scan()
 

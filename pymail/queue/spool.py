@@ -90,6 +90,7 @@ class QueueDir:
         self.msg.mkdir(parents=True, exist_ok=True)
         self._group = GroupSync(self.msg)
         self._due_cache: dict[str, tuple[int, bool, float]] = {}
+        self.made_here = 0
 
     # -- paths ---------------------------------------------------------------------------------
     def new_id(self) -> str:
@@ -152,6 +153,7 @@ class QueueDir:
             f.write(message)
         envelope.size = len(message)
         self.commit(envelope, path)
+        self.made_here += 1  # tells the runner to look again soon (bounces, Sieve redirects)
 
     def remove(self, queue_id: str) -> None:
         """Dequeue: the envelope goes first, so a crash never leaves an envelope without data."""
