@@ -56,3 +56,29 @@ def test_lmtp_bdat(mailsys):
         replies = [read_reply(f) for _ in range(6)]
         assert [r[:3] for r in replies] == [b"250"] * 6
     assert len(mailsys.inbox("alice@example.org")) == 1  # direct and through the alias: one copy
+
+
+def test_lmtp_over_a_unix_socket(mailsys, tmp_path):
+    from twisted.internet import reactor as twisted_reactor
+
+    from pymail.config import ListenerConfig
+    from pymail.smtp import make_factory
+    from pymail.testing import reactor_thread
+
+    path = str(tmp_path / "lmtp.sock")
+    factory = make_factory(mailsys.ctx, ListenerConfig(role="lmtp", port=0, unix_socket=path))
+    port = reactor_thread.call(twisted_reactor.listenUNIX, path, factory)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect(path)
+            f = s.makefile("rb")
+            assert f.readline().startswith(b"220")
+            s.sendall(b"LHLO postfix.test\r\nMAIL FROM:<a@ext.test>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n")
+            assert [read_reply(f)[:3] for _ in range(4)] == [b"250", b"250", b"250", b"354"]
+            s.sendall(b"Subject: unix\r\n\r\nhi\r\n.\r\n")
+            assert read_reply(f).startswith(b"250 2.1.5 <bob@example.org>")
+    finally:
+        reactor_thread.call(port.stopListening)
+    raw = mailsys.inbox("bob@example.org")[0]
+    assert b"with LMTP id" in raw
