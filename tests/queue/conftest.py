@@ -105,12 +105,16 @@ class SinkHandler:
 class Sink:
     """An aiosmtpd server on its own event loop thread (the 'remote MX')."""
 
-    def __init__(self, cert, key, auth: dict[str, str] | None = None, implicit_tls: bool = False):
+    def __init__(self, cert, key, auth: dict[str, str] | None = None, implicit_tls: bool = False,
+                 broken_tls: bool = False):
         from aiosmtpd.smtp import SMTP, AuthResult
 
         self.handler = SinkHandler()
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert, key)
+        if broken_tls:  # demands a client certificate nobody has: every handshake fails
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(cert)
         self.loop = asyncio.new_event_loop()
         ready = threading.Event()
         handler = self.handler

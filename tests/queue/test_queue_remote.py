@@ -227,3 +227,17 @@ def test_smarthost_without_tls_never_gets_the_password(world, tls_files):
         assert not relay.messages
     finally:
         relay.close()
+
+
+def test_failed_starttls_falls_back_to_cleartext(world, tls_files):
+    from conftest import Sink
+
+    broken = Sink(*tls_files, broken_tls=True)
+    try:
+        world.config.queue.remote_port = broken.port
+        world.start_runner()
+        submit(world, "alice@example.org", ["x@remote.test"])
+        world.wait_for(lambda: broken.messages, what="delivery without TLS")
+        assert not broken.messages[0].tls  # RFC 7435: opportunistic, so cleartext beats no mail
+    finally:
+        broken.close()
