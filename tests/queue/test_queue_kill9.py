@@ -108,3 +108,34 @@ def test_kill9_during_load_loses_nothing(tmp_path):
         assert seq in acked and acked[seq] in possible, f"message {seq} delivered {dupes[seq]} times:\n{history}"
     assert all(n <= 2 for n in counts.values())
     print(f"acked={len(acked)} delivered={len(counts)} dupes={len(dupes)} possible={len(possible)}")
+
+
+def test_two_workers_share_one_queue_without_double_delivery(tmp_path):
+    """--workers 2: both processes run a delivery runner on the same queue folder; the per-message
+    lock makes each message go out once."""
+    from pymail.directory.directory import Directory
+
+    var = tmp_path / "var"
+    var.mkdir()
+    directory = Directory(f"sqlite:///{var / 'directory.sqlite'}", bcrypt_rounds=4)
+    directory.create_schema()
+    directory.add_domain("example.org")
+    directory.add_user("alice@example.org", "secret")
+    directory.close()
+    config = write_config(var, [("mx", "none")], "[queue]\nscan_interval = 0.2\nmax_parallel = 4\n")
+    server = ServerProcess(["--config", str(config), "--roles", "mx", "--workers", "2"], var).start()
+    try:
+        port = server.port("mx")
+        for batch in range(4):
+            with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+                c.ehlo("load.test")
+                for n in range(batch * 25, batch * 25 + 25):
+                    c.sendmail("load@ext.test", ["alice@example.org"], f"X-Load-Seq: {n}\r\n\r\nx\r\n")
+        msg = var / "queue" / "msg"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(p.suffix == ".json" for p in msg.iterdir()):
+            time.sleep(0.2)
+    finally:
+        server.stop()
+    counts = count_deliveries(var / "mail" / "example.org" / "alice" / "Maildir")
+    assert counts == {n: 1 for n in range(100)}
