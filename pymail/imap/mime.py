@@ -8,6 +8,7 @@ IMAP wants exact octets (BODY[1.2], sizes and line counts in BODYSTRUCTURE), whi
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -281,9 +282,24 @@ def _enc(s: str | None) -> bytes | None:
     return None if s is None else s.encode("utf-8", "surrogateescape")
 
 
+_SIMPLE_ADDR = re.compile(rb'\s*(?:([^"<>(),:;@\\\s][^"<>(),:;@\\]*?)\s*<([^<>@\s"(),:;\\]+)@([^<>@\s"(),:;\\]+)>'
+                          rb'|([^<>@\s"(),:;\\]+)@([^<>@\s"(),:;\\]+))\s*\Z')
+
+
 def address_list(value: bytes | None) -> list | None:
+    """An address header as RFC 3501 address structures (the result is shared: do not modify)."""
     if value is None:
         return None
+    return _address_list(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _address_list(value: bytes) -> list | None:
+    m = _SIMPLE_ADDR.match(value)  # fast path: "Name <a@b>" or "a@b"
+    if m:
+        if m.group(2) is not None:
+            return [[m.group(1) or None, None, m.group(2), m.group(3)]]
+        return [[None, None, m.group(4), m.group(5)]]
     out: list = []
     for item in _split_addresses(_text(value)):
         if item[0] == "addr":

@@ -16,7 +16,9 @@ from pymail.imap.parser import Atom, number
 from pymail.imap.sequence import compress, parse_sequence_set
 from pymail.imap.session import SELECTED, ImapError, bad, command
 
-BATCH = 100
+BATCH = 500
+ENVELOPE_KEY = (("DATE", "SUBJECT", "FROM", "SENDER", "REPLY-TO", "TO", "CC", "BCC", "IN-REPLY-TO",
+                 "MESSAGE-ID"), False)
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
@@ -92,8 +94,10 @@ def _item_value(item: FetchItem, src: Source, rec, view, uid: int) -> list:
     if name == "MODSEQ":
         return [Atom("MODSEQ"), [view.modseqs.get(uid, rec.modseq)]]
     if name == "ENVELOPE":
-        return [Atom("ENVELOPE"), mime.envelope(msg) if msg is not None else
-                mime.envelope_from_header(src.header())]
+        if msg is not None:
+            return [Atom("ENVELOPE"), mime.envelope(msg)]
+        cached = src.header_cache.get(ENVELOPE_KEY, {}).get(uid)
+        return [Atom("ENVELOPE"), mime.envelope_from_header(cached if cached is not None else src.header())]
     if name == "BODYSTRUCTURE":
         return [Atom("BODYSTRUCTURE"), src.mb.bodystructure(uid, True)]
     if name == "BODY" and item.section is None:
@@ -137,6 +141,8 @@ def build_batch(session, view, pairs, items: list[FetchItem], changedsince: int 
     header_cache: dict = {}
     live = [u for _, u in pairs if u in view.records and u not in view.gone]
     if not full and live:
+        if any(i.name == "ENVELOPE" for i in items):  # one index query for the whole batch
+            header_cache[ENVELOPE_KEY] = mb.header_fields_many(live, list(ENVELOPE_KEY[0]), False)
         for i in items:
             if i.section is not None and i.section.spec.startswith("HEADER.FIELDS"):
                 key = (i.section.fields, i.section.spec == "HEADER.FIELDS.NOT")
