@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pymail.imap.parser import Atom
 
 MAX_QUOTED = 1024
@@ -21,20 +23,17 @@ class Literal8(bytes):
     """Bytes sent as a binary literal ``~{n}`` (RFC 3516 §4.3)."""
 
 
-def _quotable(data: bytes, utf8: bool) -> bool:
-    if len(data) > MAX_QUOTED:
-        return False
-    for c in data:
-        if c in (0, 0x0D, 0x0A) or (c > 0x7F and not utf8):
-            return False
-    return True
+_NOT_QUOTABLE = re.compile(rb"[\x00\r\n\x80-\xff]")
+_NOT_QUOTABLE_UTF8 = re.compile(rb"[\x00\r\n]")
 
 
 def string(data: bytes | str, utf8: bool = False) -> bytes:
     if isinstance(data, str):
         data = data.encode("utf-8")
-    if _quotable(data, utf8):
-        return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+    if len(data) <= MAX_QUOTED and not (_NOT_QUOTABLE_UTF8 if utf8 else _NOT_QUOTABLE).search(data):
+        if b"\\" in data or b'"' in data:
+            data = data.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+        return b'"' + data + b'"'
     return b"{%d}\r\n" % len(data) + data
 
 
@@ -45,6 +44,13 @@ def nstring(data: bytes | str | None) -> bytes:
 def value(v, utf8: bool = False) -> bytes:
     if v is None:
         return b"NIL"
+    t = type(v)
+    if t is bytes:  # the common case first: header strings
+        return string(v, utf8)
+    if t is list or t is tuple:
+        return b"(" + b" ".join([value(x, utf8) for x in v]) + b")"
+    if t is int:
+        return b"%d" % v
     if isinstance(v, Atom):
         return v.encode("utf-8")
     if isinstance(v, Literal8):
