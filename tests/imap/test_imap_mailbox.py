@@ -188,3 +188,24 @@ def test_multiappend_rolls_back_on_store_failure(raw, directory):
     assert r.until(b"a")[-1].startswith(b"a NO [OVERQUOTA]")
     r.send(b"c STATUS Drafts (MESSAGES)\r\n")
     assert r.until(b"c")[0] == b'* STATUS "Drafts" (MESSAGES 0)\r\n'
+
+
+def test_catenate(raw, store):
+    deliver(store, message("source", body="source body\r\n"))
+    r = raw(login=True)
+    r.send(b"s SELECT INBOX\r\n")
+    uidvalidity = re.search(rb"UIDVALIDITY (\d+)", b"".join(r.until(b"s"))).group(1)
+    text = b"\r\nextra line\r\n"
+    r.send(b'a APPEND Drafts CATENATE (URL "/INBOX;UIDVALIDITY=%s/;UID=1/;SECTION=HEADER" '
+           b'URL "/inbox/;uid=1/;section=text/;partial=0.6" TEXT {%d+}\r\n%s)\r\n' % (uidvalidity, len(text), text))
+    assert r.until(b"a")[-1].startswith(b"a OK [APPENDUID")
+    r.send(b"x EXAMINE Drafts\r\nf FETCH 1 (BODY.PEEK[])\r\n")
+    r.until(b"x")
+    lines = r.until(b"f")
+    assert b"".join(lines[1:-1]).startswith(message("source").split(b"\r\n\r\n")[0] + b"\r\n\r\nsource\r\nextra line")
+    r.send(b'b APPEND Drafts CATENATE (URL "/INBOX;UIDVALIDITY=1/;UID=1")\r\n')
+    assert r.until(b"b")[-1].startswith(b"b NO [BADURL")
+    r.send(b'c APPEND Nope CATENATE (URL "/INBOX/;UID=1")\r\n')
+    assert r.until(b"c")[-1].startswith(b"c NO [TRYCREATE]")
+    r.send(b'd APPEND Drafts CATENATE (URL "imap://other.example/INBOX/;UID=1")\r\n')
+    assert r.until(b"d")[-1].startswith(b"d NO [BADURL")

@@ -10,7 +10,7 @@ import calendar
 import re
 from typing import NamedTuple
 
-from pymail.imap import mime, serialize, utf7
+from pymail.imap import catenate, mime, serialize, utf7
 from pymail.imap.parser import Atom, Literal8Bytes, LiteralBytes, astring, number
 from pymail.imap.sequence import ordered_compress, parse_sequence_set
 from pymail.imap.selected import SelectedMailbox, unclaimed_recent
@@ -507,6 +507,10 @@ def _append_items(session, args: list) -> list[tuple[list[str], float | None, by
             if not isinstance(inner, list) or len(inner) != 1 or not isinstance(inner[0], Literal8Bytes):
                 raise bad("UTF8 takes one literal8 in parentheses")
             args = args[:i] + [LiteralBytes(inner[0])] + args[i + 2:]
+        if i + 1 < len(args) and isinstance(args[i], Atom) and args[i].upper() == "CATENATE":
+            items.append((flags, date, _catenate_parts(args[i + 1])))
+            i += 2
+            continue
         if i >= len(args) or not isinstance(args[i], LiteralBytes):
             raise bad("APPEND needs a message literal")
         message = bytes(args[i])
@@ -521,6 +525,22 @@ def _append_items(session, args: list) -> list[tuple[list[str], float | None, by
     if not items:
         raise bad("APPEND needs a message literal")
     return items
+
+
+def _catenate_parts(value) -> list[tuple[str, bytes]]:
+    """``(TEXT literal URL "url" ...)`` of RFC 4469 §5."""
+    if not isinstance(value, list) or not value or len(value) % 2:
+        raise bad("CATENATE needs (TEXT literal / URL url ...)")
+    parts = []
+    for kind, v in zip(value[::2], value[1::2]):
+        kind = str(kind).upper() if isinstance(kind, Atom) else ""
+        if kind == "TEXT" and isinstance(v, LiteralBytes):
+            parts.append(("TEXT", bytes(v)))
+        elif kind == "URL" and isinstance(v, bytes):
+            parts.append(("URL", bytes(v)))
+        else:
+            raise bad("CATENATE parts are TEXT literal or URL string")
+    return parts
 
 
 def _encode_binary(message: bytes) -> bytes:
@@ -560,6 +580,8 @@ async def append(session, cmd):
             uids = []
             try:
                 for flags, date, message in items:
+                    if isinstance(message, list):  # CATENATE parts
+                        message = catenate.assemble(account, message, session.settings.max_literal_size)
                     uids.append(mb.append(message, flags=tuple(flags), internal_date=date))
             except BaseException:
                 # RFC 3502 §6.3.11: all or none; take back what this command appended
