@@ -110,6 +110,7 @@ class Sink:
         from aiosmtpd.smtp import SMTP, AuthResult
 
         self.handler = SinkHandler()
+        self.protocols = []
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert, key)
         if broken_tls:  # demands a client certificate nobody has: every handshake fails
@@ -131,8 +132,10 @@ class Sink:
             kwargs = {}
             if auth is not None:
                 kwargs = dict(authenticator=authenticator, auth_require_tls=not implicit_tls)
-            return SMTP(handler, hostname="sink.remote.test", tls_context=None if implicit_tls else context,
-                        enable_SMTPUTF8=True, **kwargs)
+            proto = SMTP(handler, hostname="sink.remote.test", tls_context=None if implicit_tls else context,
+                         enable_SMTPUTF8=True, **kwargs)
+            self.protocols.append(proto)
+            return proto
 
         async def start():
             self.server = await self.loop.create_server(factory, "127.0.0.1", 0,
@@ -156,6 +159,9 @@ class Sink:
     def close(self) -> None:
         async def stop():
             self.server.close()
+            for proto in self.protocols:  # hang up on clients too, as a dead host would
+                if proto.transport is not None:
+                    proto.transport.close()
         asyncio.run_coroutine_threadsafe(stop(), self.loop).result(5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
