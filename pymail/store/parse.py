@@ -16,6 +16,19 @@ literal as it needs.
   are of the body as sent on the wire (bare LF counted as CRLF).  Without a Content-Type a part
   is ``text/plain; charset=us-ascii`` (RFC 2045 §5.2), inside multipart/digest ``message/rfc822``.
 
+Where RFC 3501 leaves room, the answers are Dovecot's (checked field by field against a live
+Dovecot 2.3 in tests/store/test_store_dovecot_live.py): a repeated header's last occurrence
+wins; broken addresses become ``MISSING_MAILBOX`` / ``MISSING_DOMAIN``; a bare ``a@b (Name)``
+takes its comment as name; a phrase without address is a name with both placeholders;
+Content-Language is always a list; RFC 2231 continuations are joined (after the plain
+parameters; encoded ones as ``name*`` = ``charset'lang'%XX...``); a text part without charset
+gets ``charset us-ascii`` last; a message/rfc822 part whose content ends with a multipart close
+delimiter keeps the line break before the next boundary in its size and line count.
+
+Serialising (the IMAP layer's job): RFC 3501 §9 writes the addresses of one address list and
+the parts of a multipart without SP between them (``(("a" NIL "b" "c")("d" NIL "e" "f"))``,
+``(("text" ...)("text" ...) "alternative")``), everything else with SP.
+
 The parser is a small header/MIME splitter written for this (the stdlib ``email`` package
 re-folds and decodes values and does not keep exact part offsets, which BODYSTRUCTURE needs).
 """
@@ -67,10 +80,11 @@ def field_value(raw_field: bytes) -> bytes:
 
 
 def header_map(header: bytes) -> dict[bytes, bytes]:
-    """lower-cased name → value of the first occurrence."""
+    """lower-cased name → value; a repeated field's last occurrence wins (as in Dovecot's
+    ENVELOPE and BODYSTRUCTURE)."""
     out: dict[bytes, bytes] = {}
     for name, raw in header_fields(header):
-        out.setdefault(name.lower(), field_value(raw))
+        out[name.lower()] = field_value(raw)
     return out
 
 
@@ -122,14 +136,19 @@ _SPECIALS = b'()<>[]:;@\\,."'
 
 
 def _tokens(value: bytes):
-    """Yield (kind, text): kind in 'atom', 'quoted', 'domlit', 'special'; comments dropped."""
+    """Yield (kind, text, space_before): kind in 'atom', 'quoted', 'domlit', 'special',
+    'comment' (its text without the parentheses)."""
     i, n = 0, len(value)
+    space = False
     while i < n:
         c = value[i:i + 1]
         if c in b" \t\r\n":
             i += 1
-        elif c == b"(":
+            space = True
+            continue
+        if c == b"(":
             depth = 0
+            start = i + 1
             while i < n:
                 ch = value[i:i + 1]
                 if ch == b"\\":
@@ -140,9 +159,10 @@ def _tokens(value: bytes):
                 elif ch == b")":
                     depth -= 1
                     if depth == 0:
-                        i += 1
                         break
                 i += 1
+            yield "comment", re.sub(rb"\\(.)", rb"\1", value[start:i]).strip(), space
+            i += 1
         elif c == b'"':
             i += 1
             out = bytearray()
@@ -152,120 +172,139 @@ def _tokens(value: bytes):
                 out += value[i:i + 1]
                 i += 1
             i += 1
-            yield "quoted", bytes(out)
+            yield "quoted", bytes(out), space
         elif c == b"[":
             j = value.find(b"]", i)
             j = n - 1 if j < 0 else j
-            yield "domlit", value[i:j + 1]
+            yield "domlit", value[i:j + 1], space
             i = j + 1
         elif c in _SPECIALS:
-            yield "special", c
+            yield "special", c, space
             i += 1
         else:
             j = i
             while j < n and value[j:j + 1] not in _SPECIALS and value[j:j + 1] not in b" \t\r\n":
                 j += 1
-            yield "atom", value[i:j]
+            yield "atom", value[i:j], space
             i = j
+        space = False
+
+
+MISSING_MAILBOX = b"MISSING_MAILBOX"   # Dovecot's placeholders for broken addresses
+MISSING_DOMAIN = b"MISSING_DOMAIN"
 
 
 def parse_addresses(value: bytes | None) -> list | None:
-    """An address-list header value → RFC 3501 address structures (None if no address)."""
+    """An address-list header value → RFC 3501 address structures (None if no address).
+
+    Broken addresses are filled in the way Dovecot does, so a client sees the same ENVELOPE
+    from both servers: a missing local part → ``MISSING_MAILBOX``, a missing domain →
+    ``MISSING_DOMAIN``; an address without a display name takes its (last) comment as name.
+    """
     if value is None:
         return None
     toks = list(_tokens(value))
     out: list = []
-    i = 0
-    n = len(toks)
+    element: list = []
     in_group = False
-    while i < n:
-        # collect one mailbox / group start up to "," or ";" at this level
-        phrase: list[bytes] = []
-        j = i
-        addr = None
-        group_start = False
-        while j < n:
-            kind, text = toks[j]
-            if kind == "special" and text == b"<":
-                k = j + 1
-                route = []
-                inner = []
-                while k < n and toks[k] != ("special", b">"):
-                    inner.append(toks[k])
-                    k += 1
-                if inner and inner[0] == ("special", b"@"):
-                    # obsolete source route "@a,@b:" (RFC 5322 §4.4)
-                    colon = next((x for x, t in enumerate(inner) if t == ("special", b":")), None)
-                    if colon is not None:
-                        route = inner[:colon]
-                        inner = inner[colon + 1:]
-                addr = (_join_phrase(phrase), _route(route), inner)
-                j = k + 1
-                while j < n and toks[j] not in (("special", b","), ("special", b";")):
-                    j += 1
-                break
-            if kind == "special" and text == b":" and not in_group:
-                group_start = True
-                j += 1
-                break
-            if kind == "special" and text in (b",", b";"):
-                break
-            phrase.append(text)
-            j += 1
-        if group_start:
-            out.append([None, None, _join_phrase(phrase) or b"", None])
+    after_group_end = False
+
+    def flush(last: bool) -> None:
+        nonlocal after_group_end
+        if element:
+            out.append(_address(element))
+        elif not last and not after_group_end:
+            out.append([None, None, MISSING_MAILBOX, MISSING_DOMAIN])
+        element.clear()
+        after_group_end = False
+
+    depth = 0
+    for tok in toks:
+        kind, text, _ = tok
+        if kind == "special" and text == b"<":
+            depth += 1
+        elif kind == "special" and text == b">":
+            depth = max(0, depth - 1)
+        if depth == 0 and kind == "special" and text == b":" and not in_group \
+                and not any(t[0] == "special" and t[1] == b"@" for t in element):
+            phrase = _join_words([t for t in element if t[0] != "comment"])
+            out.append([None, None, phrase or b"", None])
+            element.clear()
             in_group = True
-            i = j
             continue
-        if addr is not None:
-            name, route, inner = addr
-            mailbox, host = _addr_spec(inner)
-            out.append([name or None, route, mailbox, host])
-        elif phrase:
-            # bare addr-spec: local@domain (tokens were collected as the phrase)
-            mailbox, host = _addr_spec(toks[i:j])
-            if mailbox is not None:
-                out.append([None, None, mailbox, host])
-        if j < n and toks[j] == ("special", b";"):
-            if in_group:
-                out.append([None, None, None, None])
-                in_group = False
-        i = j + 1
+        if depth == 0 and kind == "special" and text == b";" and in_group:
+            if element:
+                out.append(_address(element))
+                element.clear()
+            out.append([None, None, None, None])
+            in_group = False
+            after_group_end = True
+            continue
+        if depth == 0 and kind == "special" and text == b",":
+            flush(last=False)
+            continue
+        element.append(tok)
+    flush(last=True)
     if in_group:
         out.append([None, None, None, None])
     return out or None
 
 
-def _join_phrase(parts: list[bytes]) -> bytes:
-    out = b""
-    for p in parts:
-        if p == b".":
-            out += b"."
-        elif out and not out.endswith(b"."):
-            out += b" " + p
-        else:
-            out += p
-    return out
+def _join_words(toks) -> bytes:
+    """Phrase / dot-atom text: tokens joined with one space where the header had space."""
+    out = bytearray()
+    for kind, text, space in toks:
+        if out and space:
+            out += b" "
+        out += text
+    return bytes(out)
 
 
-def _route(route_toks) -> bytes | None:
-    if not route_toks:
-        return None
-    return b"".join(t for _, t in route_toks)
+def _address(toks) -> list:
+    comments = [t[1] for t in toks if t[0] == "comment"]
+    toks = [t for t in toks if t[0] != "comment"]
+    lt = next((i for i, t in enumerate(toks) if t[0] == "special" and t[1] == b"<"), None)
+    route = None
+    if lt is not None:
+        name = _join_words(toks[:lt]) or None
+        gt = next((i for i in range(lt + 1, len(toks))
+                   if toks[i][0] == "special" and toks[i][1] == b">"), len(toks))
+        inner = toks[lt + 1:gt]
+        if inner and inner[0][0] == "special" and inner[0][1] == b"@":
+            # obsolete source route "@a,@b:" (RFC 5322 §4.4)
+            colon = next((i for i, t in enumerate(inner)
+                          if t[0] == "special" and t[1] == b":"), None)
+            if colon is not None:
+                route = b"".join(t[1] for t in inner[:colon])
+                inner = inner[colon + 1:]
+    else:
+        inner = toks
+        name = None
+        words = 0
+        prev = None
+        for t in toks:
+            if t[0] in ("atom", "quoted") and not (prev and prev[0] == "special"
+                                                   and prev[1] in (b".", b"@")):
+                words += 1
+            prev = t
+        if words > 1 and not any(t[0] == "special" and t[1] == b"@" for t in toks):
+            return [_join_words(toks), None, MISSING_MAILBOX, MISSING_DOMAIN]
+        if comments:
+            name = comments[-1] or None       # "a@b.c (Name)": the comment names a bare address
+    mailbox, host = _addr_spec(inner)
+    return [name, route, mailbox, host]
 
 
-def _addr_spec(toks) -> tuple[bytes | None, bytes | None]:
+def _addr_spec(toks) -> tuple[bytes, bytes]:
     at = None
     for x in range(len(toks) - 1, -1, -1):
-        if toks[x] == ("special", b"@"):
+        if toks[x][0] == "special" and toks[x][1] == b"@":
             at = x
             break
-    if at is None:
-        local = b"".join(t for _, t in toks)
-        return (local or None), None
-    local = b"".join(t for _, t in toks[:at])
-    domain = b"".join(t for _, t in toks[at + 1:])
-    return local, (domain or None)
+    local_toks = toks if at is None else toks[:at]
+    local = b"".join(t[1] for t in local_toks)
+    domain = b"" if at is None else b"".join(t[1] for t in toks[at + 1:])
+    return (local or MISSING_MAILBOX), (domain or MISSING_DOMAIN)
 
 
 # -- ENVELOPE -----------------------------------------------------------------------------------
@@ -292,13 +331,18 @@ def envelope(header: bytes) -> list:
 def _params(value: bytes) -> tuple[bytes, bytes, list]:
     """'type/sub; a=b; c="d"' → (type, subtype, [k, v, ...]) with k, v as bytes."""
     parts = _split_semicolons(value)
-    main = parts[0].strip() if parts else b""
+    main = _COMMENT.sub(b"", parts[0]).strip() if parts else b""     # CFWS may hold comments
     typ, _, sub = main.partition(b"/")
     return typ.strip(), sub.strip(), _param_list(parts[1:])
 
 
 def _param_list(parts: list[bytes]) -> list:
-    plist: list = []
+    """Parameters as [k, v, ...].  RFC 2231 continuations (``a*0``, ``a*1*`` ...) are joined
+    into one ``a`` (or ``a*`` when encoded, value kept as ``charset'lang'%XX``) and put after
+    the plain parameters, as Dovecot's rfc2231 parser does."""
+    plain: list = []
+    continued: dict[bytes, list] = {}
+    order: list[bytes] = []
     for p in parts:
         k, eq, v = p.partition(b"=")
         k = k.strip()
@@ -307,8 +351,24 @@ def _param_list(parts: list[bytes]) -> list:
         v = v.strip()
         if v.startswith(b'"'):
             v = _unquote(v)
-        plist += [k, v]
-    return plist
+        m = _CONTINUATION.match(k)
+        if m is None:
+            plain += [k, v]
+            continue
+        base = m.group(1)
+        if base.lower() not in continued:
+            continued[base.lower()] = []
+            order.append(base)
+        continued[base.lower()].append((int(m.group(2)), bool(m.group(3)), v))
+    for base in order:
+        segments = sorted(continued[base.lower()], key=lambda seg: seg[0])
+        encoded = segments[0][1]
+        plain += [base + b"*" if encoded else base, b"".join(seg[2] for seg in segments)]
+    return plain
+
+
+_COMMENT = re.compile(rb"\((?:[^()\\]|\\.)*\)")
+_CONTINUATION = re.compile(rb"^(.+?)\*(\d+)(\*?)$")
 
 
 def _split_semicolons(value: bytes) -> list[bytes]:
@@ -353,7 +413,14 @@ def bodystructure(raw: bytes, extended: bool = True) -> list:
     return _part(raw, extended, default_type=(b"text", b"plain"), depth=0)
 
 
-def _part(raw: bytes, extended: bool, default_type, depth: int) -> list:
+def _part(raw: bytes, extended: bool, default_type, depth: int, eol: int = 0) -> list:
+    """``raw`` ends with the ``eol`` bytes of the line break before the next boundary; they
+    belong to the part only when it is a message/rfc822 whose own last line is a multipart
+    close delimiter (Dovecot's sizes)."""
+    if eol:
+        trimmed = raw[:-eol]
+        if not _ends_with_close_delimiter(trimmed, default_type, depth):
+            raw = trimmed
     header, body = split_message(raw)
     h = header_map(header)
     ctype = h.get(b"content-type")
@@ -363,7 +430,9 @@ def _part(raw: bytes, extended: bool, default_type, depth: int) -> list:
         typ, sub, plist = _params(ctype)
     if not typ or not sub:
         typ, sub = default_type
-        plist = [b"charset", b"us-ascii"] if typ.lower() == b"text" else []
+        plist = []
+    if typ.lower() == b"text" and _param(plist, b"charset") is None:
+        plist = plist + [b"charset", b"us-ascii"]       # RFC 2045 §5.2 default, as Dovecot
     disposition = language = location = md5 = None
     if extended:
         md5 = h.get(b"content-md5")
@@ -372,16 +441,15 @@ def _part(raw: bytes, extended: bool, default_type, depth: int) -> list:
             disposition = [dparts[0].strip(), _param_list(dparts[1:]) or None]
         lang = h.get(b"content-language")
         if lang:
-            langs = [x.strip() for x in lang.split(b",") if x.strip()]
-            language = langs[0] if len(langs) == 1 else (langs or None)
+            language = [x.strip() for x in lang.split(b",") if x.strip()] or None
         location = h.get(b"content-location")
     if typ.lower() == b"multipart" and depth < MAX_DEPTH:
         boundary = _param(plist, b"boundary")
         parts = []
         if boundary:
             child_default = (b"message", b"rfc822") if sub.lower() == b"digest" else (b"text", b"plain")
-            for chunk in _split_multipart(body, boundary):
-                parts.append(_part(chunk, extended, child_default, depth + 1))
+            for chunk, eol in _split_multipart(body, boundary):
+                parts.append(_part(chunk, extended, child_default, depth + 1, eol))
         if not parts:
             # RFC 3501 requires at least one part; an empty text/plain stands in.
             parts.append(_part(b"\r\n", extended, (b"text", b"plain"), depth + 1))
@@ -409,11 +477,34 @@ def _param(plist: list, name: bytes) -> bytes | None:
     return None
 
 
-def _split_multipart(body: bytes, boundary: bytes) -> list[bytes]:
-    """Body parts between ``--boundary`` lines (RFC 2046 §5.1.1).  The line break before a
-    delimiter belongs to the delimiter, not to the part."""
+def _ends_with_close_delimiter(raw: bytes, default_type, depth: int) -> bool:
+    """Is ``raw`` a message/rfc822 part whose content ends with a multipart close delimiter?"""
+    if depth >= MAX_DEPTH:
+        return False
+    header, body = split_message(raw)
+    ctype = header_map(header).get(b"content-type")
+    typ, sub, plist = _params(ctype) if ctype else (b"", b"", [])
+    if not typ or not sub:
+        typ, sub = default_type
+    if not (typ.lower() == b"message" and sub.lower() == b"rfc822"):
+        return False
+    inner_header, inner_body = split_message(body)
+    inner_type = header_map(inner_header).get(b"content-type")
+    if not inner_type:
+        return False
+    ityp, _, iplist = _params(inner_type)
+    boundary = _param(iplist, b"boundary")
+    if ityp.lower() != b"multipart" or not boundary:
+        return False
+    last = inner_body.rstrip(b"\r\n").rsplit(b"\n", 1)[-1].rstrip(b"\r \t")
+    return last == b"--" + boundary + b"--"
+
+
+def _split_multipart(body: bytes, boundary: bytes) -> list[tuple[bytes, int]]:
+    """Body parts between ``--boundary`` lines (RFC 2046 §5.1.1), each as (bytes including the
+    line break before the next delimiter, length of that line break)."""
     delim = b"--" + boundary
-    parts: list[bytes] = []
+    parts: list[tuple[bytes, int]] = []
     pos = 0
     start = None
     n = len(body)
@@ -426,11 +517,12 @@ def _split_multipart(body: bytes, boundary: bytes) -> list[bytes]:
             if rest in (b"", b"--"):
                 if start is not None:
                     end = pos
+                    eol = 0
                     if end > start and body[end - 1:end] == b"\n":
-                        end -= 1
-                        if end > start and body[end - 1:end] == b"\r":
-                            end -= 1
-                    parts.append(body[start:end])
+                        eol = 1
+                        if end - 1 > start and body[end - 2:end - 1] == b"\r":
+                            eol = 2
+                    parts.append((body[start:end], eol))
                 if rest == b"--":
                     return parts
                 start = n if line_end < 0 else line_end + 1
@@ -438,7 +530,7 @@ def _split_multipart(body: bytes, boundary: bytes) -> list[bytes]:
             break
         pos = line_end + 1
     if start is not None and start < n:
-        parts.append(body[start:])       # missing close delimiter: take the rest
+        parts.append((body[start:], 0))   # missing close delimiter: take the rest
     return parts
 
 

@@ -261,3 +261,149 @@ def test_dovecot_sees_pymail_folders_and_subscriptions(dovecot):
     assert "FromDovecot/Child" in infos
     assert infos["FromDovecot/Child"].subscribed
     assert acct.mailbox("FromDovecot/Child").count() == 0
+
+
+def _ser(v) -> str:
+    """RFC 3501 form of a string/NIL/number/list (quoted strings: the samples are ASCII)."""
+    if v is None:
+        return "NIL"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, bytes):
+        return '"' + v.decode("latin-1").replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return "(" + " ".join(_ser(x) for x in v) + ")"
+
+
+def _ser_addresses(v) -> str:
+    # env-from etc.: "(" 1*address ")" — no SP between addresses (RFC 3501 §9)
+    return "NIL" if v is None else "(" + "".join(_ser(a) for a in v) + ")"
+
+
+def _ser_envelope(env) -> str:
+    parts = [_ser(env[0]), _ser(env[1])] + [_ser_addresses(a) for a in env[2:8]]
+    return "(" + " ".join(parts + [_ser(env[8]), _ser(env[9])]) + ")"
+
+
+def _ser_body(b) -> str:
+    if isinstance(b[0], list):      # body-type-mpart = 1*body SP media-subtype [SP ext]
+        k = 0
+        while isinstance(b[k], list):
+            k += 1
+        return "(" + "".join(_ser_body(p) for p in b[:k]) + " " + " ".join(
+            _ser(x) for x in b[k:]) + ")"
+    items = [_ser(x) for x in b]
+    if (b[0] or b"").lower() == b"message" and (b[1] or b"").lower() == b"rfc822":
+        items[7] = _ser_envelope(b[7])
+        items[8] = _ser_body(b[8])
+    return "(" + " ".join(items) + ")"
+
+
+PARSE_SAMPLES = [
+    b"From: a@b.c\r\nSubject: plain\r\n\r\nhello\r\nworld\r\n",
+    b'From: "Joe Q. Public" <john.q.public@example.com>\r\n'
+    b"To: Mary Smith <mary@x.test>, jdoe@example.org\r\n"
+    b"Cc: A Group:Ed Jones <c@a.test>,joe@where.test;\r\n"
+    b"Subject: env\r\nDate: Fri, 21 Nov 1997 09:55:06 -0600\r\n"
+    b"Message-ID: <1234@local.machine.example>\r\nIn-Reply-To: <x@y>\r\n\r\nbody\r\n",
+    b'Content-Type: multipart/mixed; boundary="XX"\r\nSubject: m\r\n\r\npreamble\r\n'
+    b"--XX\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello\r\nworld\r\n"
+    b"--XX\r\nContent-Type: message/rfc822\r\n\r\nSubject: in\r\nFrom: i@n.er\r\n\r\nbody\r\n"
+    b'--XX\r\nContent-Type: application/pdf; name="a b.pdf"\r\n'
+    b'Content-Disposition: attachment; filename="a b.pdf"\r\n'
+    b"Content-Transfer-Encoding: base64\r\nContent-Language: en, de\r\n"
+    b"Content-Location: http://x/y\r\nContent-MD5: Q2hlY2sgSW50ZWdyaXR5IQ==\r\n"
+    b"Content-ID: <id1@x>\r\nContent-Description: a file\r\n\r\nAAAA\r\n--XX--\r\nepilogue\r\n",
+    b"Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n"
+    b'\r\nplain\r\n--b\r\nContent-Type: text/html; charset="us-ascii"\r\n\r\n<p>x</p>\r\n--b--\r\n',
+    b"Subject: lf only\n\nline1\nline2\n",
+    b"Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\nSubject: a\r\n\r\nx\r\n--d--\r\n",
+    b"Content-Type: text/plain; charset=iso-8859-1; format=flowed\r\n"
+    b"Content-Transfer-Encoding: quoted-printable\r\n\r\ncaf=E9\r\n",
+    b"Content-Type: image/png\r\nContent-Disposition: inline\r\n\r\nxx",
+    b"Subject: no final newline\r\n\r\nabc",
+    b"Subject: =?utf-8?q?caf=C3=A9?=\r\nFrom: a@b.c (Comment Name)\r\nSender:\r\n"
+    b"To: undisclosed-recipients:;\r\nReply-To: <@route.one,@route.two:x@y.z>\r\n"
+    b"Date: Mon, 30 Nov 2026\r\n 01:00:00 +0000\r\nSubject:   spaced   \r\n\r\nb\r\n",
+    b"Content-Type: TEXT/PLAIN; CHARSET=UTF-8; name=\"a \\\"q\\\" b\"\r\n"
+    b"Content-Disposition: inline\r\nContent-Language: fr\r\n\r\nx\r\n",
+    b"Content-Type: multipart/mixed\r\n\r\nno boundary at all\r\n",
+    b"Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n"
+    b"Content-Type: multipart/alternative; boundary=i\r\n\r\n--i\r\n\r\nt\r\n--i\r\n"
+    b"Content-Type: text/html\r\n\r\n<b>h</b>\r\n--i--\r\n--o\r\n"
+    b"Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n"
+    b"Content-Type: multipart/mixed; boundary=z\r\n\r\n--z\r\n\r\nzz\r\n--z--\r\n"
+    b"--o--\r\n",
+    b"Content-Type: application/octet-stream; name*=utf-8''%E2%82%AC.txt\r\n"
+    b"Content-Disposition: attachment; filename*0=\"long\"; filename*1=\"name.txt\"\r\n\r\nx",
+    b"From: Group One: ;\r\nTo: \"Smith, John\" <js@x.y>, <bare@x.y>\r\n"
+    b"Cc: Bob <bob@x.y>, , bad address, Carol <carol@x.y>\r\n\r\nb\r\n",
+    b"From: foo\r\nSender: foo@\r\nReply-To: <foo>\r\nTo: <>\r\nCc: @bar\r\n"
+    b"Bcc: a@b, \"q\"@c (x) , d@e (first) (second)\r\n\r\nb\r\n",
+    b"From: Empty Group:;\r\nTo: G: a@b, c@d;, e@f\r\nCc: \"\" <x@y>\r\n"
+    b"Subject: first\r\nSubject: second\r\n\r\nb\r\n",
+    b"Content-Type: message/rfc822\r\n\r\nSubject: nested\r\n\r\nbody\r\n",
+    b"Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\nContent-Type: text/plain\r\n"
+    b"\r\nA\r\n--q\r\nContent-Type: multipart/related; boundary=r\r\n\r\n--r\r\n\r\nB\r\n"
+    b"--r--\r\nepilogue text\r\n--q\r\nContent-Type: message/rfc822\r\n\r\nSubject: s\r\n"
+    b"\r\nC\r\n--q--\r\n",
+    b"Content-Type: text/plain; a*0=\"x\"; b=1; a*1=\"y\"; c*0*=utf-8''%41; c*1*=%42\r\n\r\nz",
+    b"To: a@b,\r\nCc: , c@d\r\nBcc: <x@y> (Paren Name)\r\nFrom: \"Last, First\" (c) <f@l>\r\n"
+    b"\r\nb\r\n",
+    b"Subject: header only, no blank line\r\n",
+    b"",
+    b"Content-Type: multipart/mixed; boundary=\"a b:c\"\n\n--a b:c\nContent-Transfer-Encoding:"
+    b" BASE64\nContent-Type: APPLICATION/X-Thing\n\nQUJD\n--a b:c\n"
+    b"Content-Type: text/plain (a comment); charset=\"utf-8\"\n\nlf\nonly\n--a b:c--\n",
+    b"Content-Type: multipart/mixed; boundary=e\r\n\r\n--e\r\n\r\n\r\n--e\r\n\r\nx\r\n\r\n"
+    b"--e--",
+]
+
+
+def _unliteral(text: str) -> str:
+    """Turn IMAP literals ({n} + n octets, as imaplib joins them) into quoted strings."""
+    out, i = [], 0
+    while True:
+        m = re.compile(r"\{(\d+)\}").search(text, i)
+        if m is None:
+            out.append(text[i:])
+            return "".join(out)
+        n = int(m.group(1))
+        value = text[m.end():m.end() + n]
+        out.append(text[i:m.start()])
+        out.append('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        i = m.end() + n
+
+
+def test_parse_cache_matches_dovecot(dovecot):
+    """ENVELOPE, BODY and BODYSTRUCTURE from pymail's parse cache equal Dovecot's answers."""
+    acct = Store(dovecot["mail"]).account(USER)
+    acct.ensure()
+    for raw in PARSE_SAMPLES:
+        acct.deliver(raw)
+    box = acct.mailbox("INBOX")
+    dovecot["own"]()
+    conn = _imap(dovecot["port"])
+    mismatches = []
+    try:
+        conn.select("INBOX", readonly=True)
+        for uid in range(1, len(PARSE_SAMPLES) + 1):
+            for item, ours in (("ENVELOPE", _ser_envelope(box.envelope(uid))),
+                               ("BODY", _ser_body(box.bodystructure(uid, extended=False))),
+                               ("BODYSTRUCTURE", _ser_body(box.bodystructure(uid)))):
+                typ, data = conn.uid("FETCH", str(uid), f"({item})")
+                assert typ == "OK", data
+                text = b"".join(x if isinstance(x, bytes) else b"".join(x) for x in data)
+                text = text.decode("latin-1")
+                theirs = text[text.index(item + " ") + len(item) + 1:text.rindex(")")]
+                theirs = _unliteral(theirs)
+                if theirs != ours:
+                    mismatches.append((uid, item, theirs, ours))
+        conn.logout()
+    finally:
+        try:
+            conn.shutdown()
+        except Exception:
+            pass
+    for m in mismatches:      # shown with -s when something differs
+        print("MISMATCH", m[0], m[1], "\n  dovecot:", m[2], "\n  pymail: ", m[3])
+    assert mismatches == []
