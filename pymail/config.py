@@ -45,7 +45,7 @@ class ServerSettings:
     hostname: str = "localhost"
     roles: list[str] = field(default_factory=lambda: list(ROLES))
     var_dir: str = "/var/lib/pymail"
-    workers: int = 1
+    workers: int = 0  # 0: one worker process per core
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     mail_log: str = ""  # empty: mail log lines go to stderr with the rest
     shutdown_grace: float = 30.0  # seconds open sessions get to finish on SIGTERM

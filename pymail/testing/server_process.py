@@ -19,7 +19,7 @@ def write_config(var_dir: Path, roles: list[tuple[str, str]], extra: str = "",
                  plaintext_auth: bool = True) -> Path:
     """A config with one port-0 listener per (role, tls) pair; returns its path."""
     var_dir.mkdir(parents=True, exist_ok=True)
-    lines = ["[server]", f'var_dir = "{var_dir}"', 'hostname = "mail.test"',
+    lines = ["[server]", f'var_dir = "{var_dir}"', 'hostname = "mail.test"', "workers = 1",
              "shutdown_grace = 5.0", "", "[auth]", "failure_delay = 0.05", ""]
     for role, tls in roles:
         lines += ["[[listeners]]", f'role = "{role}"', "port = 0", f'tls = "{tls}"',
