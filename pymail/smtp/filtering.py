@@ -38,19 +38,29 @@ class Filters:
 
     @staticmethod
     def session_view(session):
+        """The checks' view of the connection: one object for the whole connection, so what a
+        check learns in one phase (``facts``: DNSBL hits, SPF) is there in the later ones."""
         from pymail.filters.api import Session as FilterSession
 
-        return FilterSession(remote_ip=session.peer_ip, remote_port=0, listener_role=session.role,
-                             helo=session.helo, tls=session.secure,
-                             authenticated_user=session.auth_user)
+        view = getattr(session, "filter_session", None)
+        if view is None:
+            view = FilterSession(remote_ip=session.peer_ip, remote_port=session.peer_port,
+                                 listener_role=session.role)
+            session.filter_session = view
+        view.helo = session.helo
+        view.tls = session.secure
+        view.authenticated_user = session.auth_user
+        return view
 
     async def check(self, phase: str, session, *args) -> None:
         """Run one phase; raise SmtpError if the merged verdict refuses."""
         verdict = await self.pipeline.deferred(phase, self.session_view(session), *args)
         _raise_if_refused(verdict)
 
-    async def check_data(self, session, sender: str, rcpts: list[str], path: Path) -> None:
-        """Run the DATA phase on the spooled message; rewrites it in place with the verdict's headers."""
+    async def check_data(self, session, sender: str, rcpts: list[str], path: Path) -> set[str]:
+        """Run the DATA phase on the spooled message; rewrites it in place with the verdict's
+        headers. Returns the recipients (lower-cased) whose own settings refuse the message,
+        which only LMTP can honour (one reply per recipient)."""
         from pymail.filters.api import Envelope as FilterEnvelope
 
         envelope = FilterEnvelope(self.session_view(session), sender, list(rcpts))
@@ -60,6 +70,7 @@ class Filters:
         _raise_if_refused(verdict)
         if verdict.headers or verdict.remove_headers:
             await run_blocking(_rewrite, path, verdict)
+        return {addr.lower() for addr, d in (verdict.recipients or {}).items() if d.reject}
 
 
 def _raise_if_refused(verdict) -> None:

@@ -19,14 +19,16 @@ from pymail.runtime import run_blocking
 from pymail.smtp.errors import Reply
 
 
-async def deliver_lmtp(queue, envelope, path, rcpt_addresses: list[str]) -> list[Reply]:
-    return await run_blocking(_deliver, queue, envelope, path, rcpt_addresses)
+async def deliver_lmtp(queue, envelope, path, rcpt_addresses: list[str],
+                       refused: set[str] = frozenset()) -> list[Reply]:
+    """``refused``: recipients (lower-cased) whose own filter settings refuse the message."""
+    return await run_blocking(_deliver, queue, envelope, path, rcpt_addresses, refused)
 
 
-def _deliver(queue, envelope, path, rcpt_addresses: list[str]) -> list[Reply]:
+def _deliver(queue, envelope, path, rcpt_addresses: list[str], refused=frozenset()) -> list[Reply]:
     qid = envelope.queue_id
     try:
-        forwarded = [r for r in envelope.recipients if not r.local]
+        forwarded = [r for r in envelope.recipients if not r.local and r.original.lower() not in refused]
         forward_error: Reply | None = None
         if forwarded:
             copy_id = queue.new_id()
@@ -41,6 +43,10 @@ def _deliver(queue, envelope, path, rcpt_addresses: list[str]) -> list[Reply]:
                 forward_error = Reply(451, "4.3.0", "Local error queueing a forwarded copy")
         replies = []
         for address in rcpt_addresses:
+            if address.lower() in refused:
+                maillog.event(qid, f"to=<{address}>, relay=lmtp, status=bounced (refused by the recipient's filter settings)")
+                replies.append(Reply(550, "5.7.1", f"<{address}> Message refused by the recipient's settings"))
+                continue
             reply = Reply(250, "2.1.5", f"<{address}> delivered ({qid})")
             targets = [r for r in envelope.recipients if r.original == address]
             if forward_error is not None and any(not r.local for r in targets):

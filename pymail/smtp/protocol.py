@@ -42,6 +42,7 @@ class SmtpProtocol(protocol.Protocol, TimeoutMixin):
                                   max_bad_commands=settings.max_bad_commands, hostname=ctx.hostname)
         secure = interfaces.ISSLTransport.providedBy(self.transport)
         self.session = Session(ctx, listener, self.core, self, self.peer_ip, secure)
+        self.session.peer_port = port if isinstance(port, int) else 0
         maillog.event(None, f"connect from [{self.peer_ip}]:{port} role={listener.role}")
         count = self.factory.connections.get(self.peer_ip, 0) + 1
         self.factory.connections[self.peer_ip] = count

@@ -73,6 +73,8 @@ class Session:
         self.core = core
         self.io = io  # the protocol: start_tls(), pause(), resume(), tls_info()
         self.peer_ip = peer_ip
+        self.peer_port = 0
+        self.filter_session = None
         self.secure = secure
         core.tls = secure
         self.settings = ctx.config.smtp
@@ -433,9 +435,10 @@ class Session:
             log.error("%s: %s", txn.queue_id, exc)
             self._finish([Reply(451, "4.3.0", "Local error writing the message, try again later")], txn)
             return
+        refused: set[str] = set()
         if self.filters is not None:
             try:
-                await self.filters.check_data(self, txn.sender, txn.rcpt_addresses, path)
+                refused = await self.filters.check_data(self, txn.sender, txn.rcpt_addresses, path)
             except SmtpError as exc:
                 await run_blocking(_unlink, path)
                 maillog.event(txn.queue_id, f"reject: DATA from [{self.peer_ip}]: {exc.reply}; from=<{txn.sender}>")
@@ -448,7 +451,7 @@ class Session:
             envid=txn.params.get("envid", ""), helo=self.helo, client_ip=self.peer_ip,
             auth_user=self.auth_user or "")
         if self.lmtp:
-            replies = await deliver_lmtp(self.queue, envelope, path, txn.rcpt_addresses)
+            replies = await deliver_lmtp(self.queue, envelope, path, txn.rcpt_addresses, refused)
             self._finish(replies, txn)
             return
         try:

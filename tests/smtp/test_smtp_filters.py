@@ -61,3 +61,39 @@ def test_connect_phase_refusal(mailsys):
         raise AssertionError("connection was accepted")
     except smtplib.SMTPConnectError as exc:
         assert exc.smtp_code == 554
+
+
+class FactsCheck(Check):
+    """Learns a fact at connect and refuses one LMTP recipient at DATA."""
+
+    name = "facts"
+
+    async def connect(self, session):
+        session.facts["seen_at_connect"] = session.remote_ip
+        return Verdict()
+
+    async def data(self, envelope, message_path):
+        from pymail.filters.api import RecipientDisposition
+
+        assert envelope.session.facts["seen_at_connect"] == "127.0.0.1"  # same session object
+        assert envelope.session.helo == "mta.test"
+        return Verdict.accept(recipients={"bob@example.org": RecipientDisposition("Junk", True, "spam")})
+
+
+def test_lmtp_honours_per_recipient_refusal_and_facts_carry_over(mailsys):
+    import socket
+
+    install(mailsys, FactsCheck())
+    port = mailsys.listen("lmtp", tls="none")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"LHLO mta.test\r\nMAIL FROM:<a@ext.test>\r\nRCPT TO:<alice@example.org>\r\n"
+                  b"RCPT TO:<Bob@example.org>\r\nDATA\r\n")
+        for _ in range(5):  # LHLO, MAIL, RCPT, RCPT, DATA
+            while f.readline()[3:4] == b"-":
+                pass
+        s.sendall(b"Subject: x\r\n\r\nhi\r\n.\r\n")
+        assert f.readline().startswith(b"250 2.1.5 <alice@example.org>")
+        assert f.readline().startswith(b"550 5.7.1 <Bob@example.org>")
+    assert mailsys.inbox("alice@example.org") and not mailsys.inbox("bob@example.org")
