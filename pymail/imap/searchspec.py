@@ -114,6 +114,31 @@ class _Keys:
         raise ParseError(f"Unknown search key: {k[:30]}")
 
 
+RETURN_OPTIONS = ("MIN", "MAX", "ALL", "COUNT", "SAVE", "UPDATE")
+_PARTIAL = re.compile(r"([1-9][0-9]{0,9}):([1-9][0-9]{0,9})\Z")
+
+
+def parse_returns(values: list) -> list:
+    """RETURN options (RFC 4731, RFC 5182, RFC 5267): names, and ("PARTIAL", low, high)."""
+    out: list = []
+    i = 0
+    while i < len(values):
+        name = str(values[i]).upper() if isinstance(values[i], Atom) else ""
+        if name == "PARTIAL":  # RFC 5267 §4.4: PARTIAL n:m (either order)
+            m = _PARTIAL.match(str(values[i + 1])) if i + 1 < len(values) and isinstance(values[i + 1], Atom) else None
+            if m is None:
+                raise ParseError("PARTIAL needs a range n:m")
+            a, b = int(m.group(1)), int(m.group(2))
+            out.append(("PARTIAL", min(a, b), max(a, b)))
+            i += 2
+            continue
+        if name not in RETURN_OPTIONS:
+            raise ParseError(f"Unknown RETURN option {name[:20]}")
+        out.append(name)
+        i += 1
+    return out
+
+
 def parse_search(args: list) -> tuple[str | None, list | None, tuple]:
     """``[RETURN (...)] [CHARSET x] keys...`` → (charset, return options or None, tree)."""
     i = 0
@@ -122,10 +147,7 @@ def parse_search(args: list) -> tuple[str | None, list | None, tuple]:
     if i < len(args) and isinstance(args[i], Atom) and args[i].upper() == "RETURN":
         if i + 1 >= len(args) or not isinstance(args[i + 1], list):
             raise ParseError("RETURN needs a list")
-        returns = [str(x).upper() for x in args[i + 1]]
-        for r in returns:
-            if r not in ("MIN", "MAX", "ALL", "COUNT", "SAVE"):
-                raise ParseError(f"Unknown RETURN option {r[:20]}")
+        returns = parse_returns(args[i + 1])
         i += 2
     if i < len(args) and isinstance(args[i], Atom) and args[i].upper() == "CHARSET":
         if i + 1 >= len(args):

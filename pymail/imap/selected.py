@@ -43,6 +43,7 @@ class SelectedMailbox:
         self.keywords: set[str] = set()
         self.condstore = False  # send MODSEQ in FETCH updates (RFC 7162 §3.2)
         self.qresync = False  # VANISHED instead of EXPUNGE (RFC 7162 §3.2.10)
+        self.contexts: dict = {}  # the session's updating searches (RFC 5267), told of expunges
 
     # --- opening -------------------------------------------------------------------------
     def open(self) -> None:
@@ -216,6 +217,9 @@ class SelectedMailbox:
         """``* n EXPUNGE`` for each uid still in the view, highest sequence first (or one
         ``* VANISHED uid-set`` once QRESYNC is enabled)."""
         out = []
+        for ctx in self.contexts.values():
+            # REMOVEFROM goes first, while the numbers still name the messages (RFC 5267 §4.3)
+            out += ctx.expunging(self, uids)
         vanished = []
         for uid in sorted(set(uids), reverse=True):
             seq = self.seq_of(uid)

@@ -93,6 +93,7 @@ class Session:
         self._selected = None  # SelectedMailbox
         self.enabled: set[str] = set()
         self.saved_search: list[int] = []  # RFC 5182 "$" (uids)
+        self.contexts: dict = {}  # tag → UpdatingSearch (RFC 5267)
         self.tls_started = False
         self.quota_limits: tuple[int | None, int | None] = (None, None)  # (bytes, messages)
 
@@ -103,6 +104,8 @@ class Session:
     @selected.setter
     def selected(self, view) -> None:
         old, self._selected = self._selected, view
+        if old is not view:
+            self.contexts.clear()  # updating searches end with their mailbox (RFC 5267 §4.3)
         if old is not None and old is not view:
             from pymail.runtime import run_blocking
 
@@ -140,6 +143,7 @@ class Session:
         caps += ["NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT", "CHILDREN", "LIST-EXTENDED", "MULTIAPPEND", "CATENATE",
                  "LIST-STATUS", "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES",
                  f"APPENDLIMIT={self.settings.max_literal_size}", "CONDSTORE", "QRESYNC", "BINARY", "SORT", "SORT=DISPLAY", "ESORT",
+                 "CONTEXT=SEARCH", "CONTEXT=SORT",
                  "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "COMPRESS=DEFLATE",
                  "UTF8=ACCEPT",
                  "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES"]
@@ -164,7 +168,16 @@ class Session:
         sel = self.selected
         if sel is None:
             return
-        lines = await self.blocking(sel.refresh, allow_expunge, with_uid)
+        contexts = list(self.contexts.values())
+
+        def work():
+            old_seq = {u: i + 1 for i, u in enumerate(sel.uids)} if contexts else {}
+            lines = sel.refresh(allow_expunge, with_uid)
+            for ctx in contexts:  # RFC 5267 §4.3: ADDTO / REMOVEFROM of updating searches
+                lines += ctx.updates(sel, old_seq)
+            return lines
+
+        lines = await self.blocking(work)
         if lines:
             self.send(b"".join(lines))
 

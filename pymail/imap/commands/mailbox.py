@@ -115,6 +115,7 @@ async def select(session, cmd):
         session.enabled.add("CONDSTORE")
     view.condstore = "CONDSTORE" in session.enabled
     view.qresync = "QRESYNC" in session.enabled
+    view.contexts = session.contexts
     lines = [_line(session, "FLAGS", [Atom(f) for f in view.flag_names()]),
              _line(session, "OK", "[PERMANENTFLAGS (" + ("" if readonly else
                                 " ".join(view.flag_names() + ["\\*"])) + ")] Flags permitted"),

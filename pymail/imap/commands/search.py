@@ -20,7 +20,9 @@ from pymail.imap import mime, serialize
 
 from pymail.imap.searchspec import parse_search
 from pymail.imap.sequence import compress, ordered_compress
-from pymail.imap.session import SELECTED, ImapError, command
+from pymail.imap.context import UpdatingSearch, partial_text
+from pymail.imap.parser import astring
+from pymail.imap.session import SELECTED, ImapError, bad, command
 
 CHARSETS = {"UTF-8", "US-ASCII"}
 ADDRESS_HEADERS = {"FROM", "TO", "CC", "BCC", "SENDER", "REPLY-TO"}
@@ -186,7 +188,7 @@ def _uses_modseq(node) -> bool:
     return False
 
 def esearch_line(tag: str, uid: bool, opts: set, numbers: list[int], sort_order: bool = False,
-                 modseq: int | None = None) -> str:
+                 modseq: int | None = None, partial: tuple | None = None) -> str:
     """``ESEARCH (TAG "t") [UID] MIN MAX ALL COUNT [MODSEQ]`` (RFC 4731 §3.1; RFC 5267 §3.2 for
     SORT, where ALL keeps the sort order)."""
     parts = ["ESEARCH", f"(TAG {serialize.string(tag).decode()})"]
@@ -201,6 +203,8 @@ def esearch_line(tag: str, uid: bool, opts: set, numbers: list[int], sort_order:
             parts.append(f"ALL {ordered_compress(numbers) if sort_order else compress(numbers)}")
     if "COUNT" in opts:
         parts.append(f"COUNT {len(numbers)}")
+    if partial is not None:
+        parts.append(partial_text(numbers, partial[1], partial[2], sort_order))
     if modseq is not None:
         parts.append(f"MODSEQ {modseq}")
     return " ".join(parts)
@@ -226,8 +230,16 @@ async def search(session, cmd):
             text += f" (MODSEQ {modseq})"
         session.untagged(text)
         return "SEARCH completed"
-    opts = set(returns) or {"ALL"}
-    if opts == {"SAVE"}:
+    opts = {r for r in returns if isinstance(r, str)}
+    partial = next((r for r in returns if isinstance(r, tuple)), None)
+    if not opts and partial is None:
+        opts = {"ALL"}  # RETURN () means ALL (RFC 4731 §3.1)
+    if "UPDATE" in opts:
+        if opts & {"MIN", "MAX"}:  # RFC 5267 §4.2: MIN/MAX with UPDATE are not kept current
+            raise ImapError("UPDATE cannot be combined with MIN or MAX", "NOUPDATE")
+        session.contexts[cmd.tag] = UpdatingSearch(cmd.tag, cmd.uid,
+                                                   lambda v: run_search(session, v, tree), found)
+    if opts == {"SAVE"} and partial is None:
         session.saved_search = [u for _, u in found]
         return "SEARCH completed"
     if "SAVE" in opts:
@@ -244,6 +256,18 @@ async def search(session, cmd):
         # RFC 7162 §3.1.5 with RFC 4731: the highest modseq of the messages returned
         shown = ([found[0][1]] if "MIN" in opts else []) + ([found[-1][1]] if "MAX" in opts else [])
         modseq = max((view.modseqs.get(u, 0) for u in shown), default=modseq)
-    session.untagged(esearch_line(cmd.tag, cmd.uid, opts, numbers, modseq=modseq))
+    session.untagged(esearch_line(cmd.tag, cmd.uid, opts, numbers, modseq=modseq, partial=partial))
     return "SEARCH completed"
+
+
+@command("CANCELUPDATE", states=(SELECTED,))
+async def cancelupdate(session, cmd):
+    """RFC 5267 §4.3: stop the updates of the searches started by these tags."""
+    if not cmd.args:
+        raise bad("CANCELUPDATE needs the tags of updating searches")
+    for value in cmd.args:
+        tag = astring(value, "tag").decode("utf-8", "replace")
+        if session.contexts.pop(tag, None) is None:
+            raise ImapError(f"No updating search with tag {tag[:30]}")
+    return "CANCELUPDATE completed"
 

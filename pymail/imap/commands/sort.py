@@ -9,7 +9,8 @@ from __future__ import annotations
 from pymail.imap import sortkeys, threads
 from pymail.imap.commands.search import CHARSETS, esearch_line, run_search
 from pymail.imap.parser import Atom, astring
-from pymail.imap.searchspec import parse_search
+from pymail.imap.context import UpdatingSearch
+from pymail.imap.searchspec import parse_returns, parse_search
 from pymail.imap.session import SELECTED, ImapError, bad, command
 
 CRITERIA = {"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO"}
@@ -59,9 +60,9 @@ async def sort(session, cmd):
     if args and isinstance(args[0], Atom) and args[0].upper() == "RETURN":  # RFC 5267 ESORT
         if len(args) < 2 or not isinstance(args[1], list):
             raise bad("RETURN needs a list")
-        returns = {str(o).upper() for o in args[1]} or {"ALL"}
-        if not returns <= {"MIN", "MAX", "ALL", "COUNT"}:
-            raise bad("Unknown SORT RETURN option")
+        returns = parse_returns(args[1])
+        if "SAVE" in returns:
+            raise bad("SAVE is not a SORT return option")
         args = args[2:]
     if len(args) < 3:
         raise bad("SORT needs criteria, a charset and search keys")
@@ -70,9 +71,9 @@ async def sort(session, cmd):
     _c, _r, tree = parse_search(args[2:])
     view = session.selected
 
-    def run():
-        found = run_search(session, view, tree)
-        infos = _infos(view, found)
+    def run(v=view):
+        found = run_search(session, v, tree)
+        infos = _infos(v, found)
         # stable sorts from the last criterion to the first; ties keep sequence order (§3)
         infos.sort(key=lambda i: i.seq)
         for name, reverse in reversed(criteria):
@@ -82,7 +83,17 @@ async def sort(session, cmd):
     infos = await session.blocking(run)
     numbers = [i.uid if cmd.uid else i.seq for i in infos]
     if returns is not None:
-        session.untagged(esearch_line(cmd.tag, cmd.uid, returns, numbers, sort_order=True))
+        opts = {r for r in returns if isinstance(r, str)}
+        partial = next((r for r in returns if isinstance(r, tuple)), None)
+        if not opts and partial is None:
+            opts = {"ALL"}
+        if "UPDATE" in opts:  # CONTEXT=SORT (RFC 5267 §4.2)
+            if opts & {"MIN", "MAX"}:
+                raise ImapError("UPDATE cannot be combined with MIN or MAX", "NOUPDATE")
+            session.contexts[cmd.tag] = UpdatingSearch(
+                cmd.tag, cmd.uid, lambda v: [(i.seq, i.uid) for i in run(v)],
+                [(i.seq, i.uid) for i in infos])
+        session.untagged(esearch_line(cmd.tag, cmd.uid, opts, numbers, sort_order=True, partial=partial))
         return "SORT completed"
     session.untagged("SORT" + "".join(f" {n}" for n in numbers))
     return "SORT completed"
