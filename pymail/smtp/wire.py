@@ -135,16 +135,23 @@ class Reader:
                         break
                     pos += 1  # RFC 5321 §4.5.2: drop the first of a leading dot
                 self._line_start = False
-            idx = buf.find(b"\r\n", pos)
-            if idx < 0:
-                end = n - 1 if buf[n - 1] == 0x0D else n  # keep a lone trailing CR for later
-                if end > pos:
-                    out += buf[pos:end]
-                    pos = end
+            # Only a line that starts with "." needs a look; jump from one such line to the next.
+            idx = buf.find(b"\r\n.", pos)
+            if idx >= 0:
+                out += buf[pos : idx + 2]
+                pos = idx + 2
+                self._line_start = True
+                continue
+            if buf.endswith(b"\r\n"):
+                out += buf[pos:n]
+                pos = n
+                self._line_start = True
                 break
-            out += buf[pos : idx + 2]
-            pos = idx + 2
-            self._line_start = True
+            end = n - 1 if buf[n - 1] == 0x0D else n  # keep a lone trailing CR for later
+            if end > pos:
+                out += buf[pos:end]
+                pos = end
+            break
         del buf[:pos]
         if finished:
             self.mode = COMMAND
