@@ -242,3 +242,40 @@ def test_random_input_never_crashes_and_replies_are_well_formed(pieces, cut, lmt
         out += d.feed(data[i:i + cut])
     for line in out.split(b"\r\n")[:-1]:
         assert line[:3].isdigit() and line[3:4] in (b" ", b"-"), line
+
+
+def reference_data(stream: bytes) -> bytes | None:
+    """RFC 5321 §4.5.2 read literally: the message ends at the first CRLF.CRLF (the CRLF after
+    DATA counts as the first CRLF); each line's leading dot is removed."""
+    import re
+
+    x = b"\r\n" + stream
+    k = x.find(b"\r\n.\r\n")
+    if k < 0:
+        return None
+    content = x[2:k + 2] if k > 0 else b""
+    return re.sub(rb"(?:^|(?<=\r\n))\.", b"", content)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from([b"\r\n", b"\r", b"\n", b".", b"..", b"a", b"\r\n.", b".\r\n", b"x\r\n"]),
+                max_size=30),
+       st.lists(st.integers(min_value=1, max_value=7), min_size=1, max_size=10))
+def test_data_reader_matches_the_rfc_reading(parts, cuts):
+    stream = b"".join(parts) + b"\r\n.\r\n"
+    r = wire.Reader()
+    r.start_data()
+    got, ended, pos, i = bytearray(), False, 0, 0
+    while pos < len(stream) and not ended:
+        step = cuts[i % len(cuts)]
+        i += 1
+        r.feed(stream[pos:pos + step])
+        pos += step
+        while (item := r.next_item()) is not None:
+            if isinstance(item, wire.Chunk):
+                got += item.data
+            elif isinstance(item, wire.DataEnd):
+                ended = True
+                break
+    assert ended
+    assert bytes(got) == reference_data(stream)
