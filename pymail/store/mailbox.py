@@ -311,12 +311,8 @@ class Mailbox(IndexSync, ParseCache):
         return row[4]
 
     def pop3_uidl(self, uid: int, fmt: str = "%08Xu%08Xv") -> str:
-        """The UIDL Dovecot would show: the uidlist ``P`` field, else ``fmt`` expanded.
-
-        ``fmt`` follows Dovecot's ``pop3_uidl_format`` (default ``%08Xu%08Xv``): ``%u`` UID,
-        ``%v`` UIDVALIDITY, ``%m`` MD5 of the header (hex), ``%f`` maildir base file name,
-        ``%g`` GUID, ``%%``; a zero-padded width and ``X``/``x`` (hex) may precede the letter.
-        """
+        """The UIDL Dovecot would show: the uidlist ``P`` field, else ``fmt`` expanded as
+        Dovecot's ``pop3_uidl_format`` (see uidl.py: ``%X`` is lower-case hex, as in Dovecot)."""
         row = self._row(uid)
         if row is None:
             raise StoreError(EXPUNGED, f"message {uid} does not exist")

@@ -1,4 +1,12 @@
-"""POP3 UIDLs the way Dovecot formats ``pop3_uidl_format`` (default ``%08Xu%08Xv``)."""
+"""POP3 UIDLs the way Dovecot expands ``pop3_uidl_format`` (default ``%08Xu%08Xv``).
+
+Dovecot's variable syntax (var-expand.c): ``%`` [``0``][width] [modifiers] letter.  Letters:
+``u`` UID, ``v`` UIDVALIDITY, ``m`` MD5 of the header (hex), ``f`` maildir base file name,
+``g`` GUID, ``%`` a percent sign.  Modifiers: ``X`` hexadecimal — printed in *lower case*
+(``%llx``; a live Dovecot 2.3.19 answers ``000000016b0cd75f`` for UID 1 under the default
+format, tests/store/test_store_dovecot_live.py), ``U`` upper case, ``L`` lower case.  ``x`` is
+taken as ``X``.  Unknown letters are copied unchanged.
+"""
 
 from __future__ import annotations
 
@@ -13,43 +21,39 @@ def expand_uidl(fmt: str, uid: int, uidvalidity: int, base: str, guid: str, md5)
             i += 1
             continue
         j = i + 1
-        spec = ""
-        while j < n and (fmt[j].isdigit()):
-            spec += fmt[j]
+        width = ""
+        while j < n and fmt[j].isdigit():
+            width += fmt[j]
             j += 1
-        hexa = ""
-        if j < n and fmt[j] in "Xx":
-            hexa = fmt[j]
+        modifiers = ""
+        while j < n and fmt[j] in "XxUL":
+            modifiers += fmt[j].upper()
             j += 1
         if j >= n:
             out.append(fmt[i:])
             break
         var = fmt[j]
+        values = {"u": uid, "v": uidvalidity, "f": base, "g": guid}
         if var == "%":
             value: str | int = "%"
-        elif var == "u":
-            value = uid
-        elif var == "v":
-            value = uidvalidity
+        elif var in values:
+            value = values[var]
         elif var == "m":
             value = md5()
-        elif var == "f":
-            value = base
-        elif var == "g":
-            value = guid
         else:
-            value = fmt[i:j + 1]
-            out.append(value)
+            out.append(fmt[i:j + 1])
             i = j + 1
             continue
-        if isinstance(value, int):
-            text = format(value, hexa) if hexa else str(value)
+        if "X" in modifiers and isinstance(value, int):
+            text = format(value, "x")
         else:
-            text = value
-        if spec:
-            width = int(spec)
-            pad = "0" if spec.startswith("0") else " "
-            text = text.rjust(width, pad)
+            text = str(value)
+        if "U" in modifiers:
+            text = text.upper()
+        elif "L" in modifiers:
+            text = text.lower()
+        if width:
+            text = text.rjust(int(width), "0" if width.startswith("0") else " ")
         out.append(text)
         i = j + 1
     return "".join(out)

@@ -205,7 +205,12 @@ def test_pop3_uidl_default_and_formats(account):
     account.deliver(msg())
     box = account.mailbox("INBOX")
     uv = box.uidvalidity
-    assert box.pop3_uidl(1, "%08Xu%08Xv") == f"{1:08X}{uv:08X}"
+    # Dovecot's %X is lower-case hex (checked against a live Dovecot in the live test)
+    assert box.pop3_uidl(1, "%08Xu%08Xv") == f"{1:08x}{uv:08x}"
+    assert box.pop3_uidl(1) == f"{1:08x}{uv:08x}"
+    assert box.pop3_uidl(1, "%08xu%08xv") == f"{1:08x}{uv:08x}"
+    assert box.pop3_uidl(1, "%08XUu-%Xv") == f"{1:08X}-{uv:x}"
+    assert box.pop3_uidl(1, "%u-%v%%%q") == f"1-{uv}%%q"
     assert box.pop3_uidl(1, "%u-%v") == f"1-{uv}"
     base = os.listdir(os.path.join(account.root, "new"))[0]
     assert box.pop3_uidl(1, "%f") == base

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import imaplib
 import os
+import poplib
 import re
 import shutil
 import socket
@@ -27,7 +28,7 @@ CONF = """\
 base_dir = {top}/run
 state_dir = {top}/state
 log_path = {top}/dovecot.log
-protocols = imap
+protocols = imap pop3
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
@@ -54,6 +55,15 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
+    port = 0
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {pop3_port}
+  }}
+  inet_listener pop3s {{
     port = 0
   }}
 }}
@@ -84,10 +94,10 @@ def dovecot():
         uid, gid = 65534, 65534           # Dovecot refuses to open mail as root
     else:
         uid, gid = os.getuid(), os.getgid()
-    port = _free_port()
+    port, pop3_port = _free_port(), _free_port()
     conf = os.path.join(top, "dovecot.conf")
     with open(conf, "w") as f:
-        f.write(CONF.format(top=top, mail=mail, uid=uid, gid=gid, port=port))
+        f.write(CONF.format(top=top, mail=mail, uid=uid, gid=gid, port=port, pop3_port=pop3_port))
     with open(os.path.join(top, "passwd"), "w") as f:
         f.write(f"{USER}:{{PLAIN}}{PASSWORD}::::::\n")
     proc = subprocess.Popen([DOVECOT, "-F", "-c", conf], stdout=subprocess.PIPE,
@@ -112,7 +122,8 @@ def dovecot():
                     os.lchown(os.path.join(dirpath, name), uid, gid)
                 os.lchown(dirpath, uid, gid)
 
-        yield {"port": port, "mail": mail, "top": top, "own": give_to_dovecot}
+        yield {"port": port, "pop3_port": pop3_port, "mail": mail, "top": top,
+               "own": give_to_dovecot}
     finally:
         proc.terminate()
         try:
@@ -407,3 +418,51 @@ def test_parse_cache_matches_dovecot(dovecot):
     for m in mismatches:      # shown with -s when something differs
         print("MISMATCH", m[0], m[1], "\n  dovecot:", m[2], "\n  pymail: ", m[3])
     assert mismatches == []
+
+
+def test_pop3_uidl_and_expunge_agree_with_dovecot(dovecot):
+    """Dovecot's own pop3.uidl (doveadm fetch, default pop3_uidl_format) equals
+    Mailbox.pop3_uidl(); an expunge made through Dovecot reaches pymail."""
+    acct = Store(dovecot["mail"]).account(USER)
+    acct.ensure()
+    for i in range(3):
+        acct.deliver(f"Subject: u{i}\n\nx\n".encode())
+    box = acct.mailbox("INBOX")
+    dovecot["own"]()
+    # Dovecot's POP3 server (default pop3_uidl_format %08Xu%08Xv) lists the same UIDLs
+    pop = poplib.POP3("127.0.0.1", dovecot["pop3_port"], timeout=15)
+    try:
+        pop.user(USER)
+        pop.pass_(PASSWORD)
+        _, lines, _ = pop.uidl()
+        theirs = [line.decode().split()[1] for line in lines]
+    finally:
+        pop.quit()
+    assert theirs == [box.pop3_uidl(uid) for uid in (1, 2, 3)]
+    assert theirs[0] == f"{1:08x}{box.uidvalidity:08x}"
+    # and the same GUIDs (doveadm fetch reads them from the maildir)
+    doveadm = shutil.which("doveadm") or "/usr/bin/doveadm"
+    conf = os.path.join(dovecot["top"], "dovecot.conf")
+    proc = subprocess.run([doveadm, "-c", conf, "fetch", "-u", USER, "uid guid",
+                           "mailbox", "INBOX", "all"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    uids = [int(x) for x in re.findall(r"^uid: (\d+)$", proc.stdout, re.M)]
+    guids = re.findall(r"^guid: (.*)$", proc.stdout, re.M)
+    assert uids == [1, 2, 3]
+    assert guids == [box.record(uid).guid for uid in uids]
+    conn = _imap(dovecot["port"])
+    try:
+        conn.select("INBOX")
+        conn.uid("STORE", "2", "+FLAGS", "(\\Deleted)")
+        typ, _ = conn.expunge()
+        assert typ == "OK"
+        conn.logout()
+    finally:
+        try:
+            conn.shutdown()
+        except Exception:
+            pass
+    res = box.sync()
+    assert res.expunged == [2]
+    assert [r.uid for r in box.records()] == [1, 3]
+    assert acct.deliver(b"Subject: after\n\nx\n").uid == 4
