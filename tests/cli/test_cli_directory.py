@@ -25,7 +25,7 @@ def run(args, cwd=None, input=None, env=None, config=True, tmp=None):
 
 
 def write_config(path: Path, var: Path) -> Path:
-    path.write_text(f'[server]\nvar_dir = "{var}"\n')
+    path.write_text(f'[server]\nvar_dir = "{var}"\n[auth]\nbcrypt_rounds = 4\n')
     return path
 
 
