@@ -361,6 +361,7 @@ class ServerCore:
         self.tls = True
         self.greeted = False
         self.extended = False
+        self.auth_user = None
         self.txn = _Transaction()
         self._answered()
         return discarded

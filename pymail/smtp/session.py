@@ -189,6 +189,7 @@ class Session:
         if discarded:
             log.info("[%s] dropped %d bytes sent after STARTTLS (RFC 3207 §4.2)", self.peer_ip, discarded)
         self.helo = ""
+        self.auth_user = None  # RFC 3207 §4.2: forget everything learnt before TLS
         self.secure = True
         self.io.start_tls()
 

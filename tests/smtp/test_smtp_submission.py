@@ -165,3 +165,13 @@ def test_thunderbird_sequence(mailsys, client_ssl_context):
     s.close()  # no QUIT
     raw_msg = mailsys.wait_for(lambda: mailsys.inbox("bob@example.org"), what="delivery")[0]
     assert "Subject: Grüße".encode() in raw_msg and "ÄÖÜ".encode() in raw_msg
+
+
+def test_starttls_forgets_a_plaintext_login(mailsys, client_ssl_context):
+    port = mailsys.listen("submission", plaintext_auth=True)
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+        c.login("alice@example.org", "secret")
+        c.starttls(context=client_ssl_context)
+        c.ehlo("client.test")
+        assert c.has_extn("auth")  # offered again: the old login is gone
+        assert c.mail("alice@example.org")[0] == 530
