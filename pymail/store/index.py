@@ -22,7 +22,7 @@ import json
 import os
 import sqlite3
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 FILE_NAME = "pymail-index.sqlite"
 
 _SCHEMA = """
@@ -76,17 +76,9 @@ class Index:
             db = sqlite3.connect(self.path, timeout=60, isolation_level=None,
                                  check_same_thread=False)
             try:
-                db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
-                version = db.execute("PRAGMA user_version").fetchone()[0]
-                if version not in (0, SCHEMA_VERSION):
-                    with _immediate(db):
-                        for (name,) in db.execute(
-                                "SELECT name FROM sqlite_master WHERE type='table'").fetchall():
-                            db.execute(f"DROP TABLE IF EXISTS {name}")
-                db.executescript(_SCHEMA)   # idempotent; each statement commits on its own
-                if version != SCHEMA_VERSION:
-                    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                    self._create(db)
                 return db
             except sqlite3.OperationalError:
                 db.close()
@@ -98,6 +90,23 @@ class Index:
                 # A damaged cache is thrown away: everything in it can be rebuilt.
                 remove_files(self.path)
         raise AssertionError("unreachable")
+
+    @staticmethod
+    def _create(db: sqlite3.Connection) -> None:
+        """Make (or remake, after a schema change) the tables.  Only a new or outdated file
+        takes the write lock here: opening a current index never waits for a writer."""
+        db.execute("PRAGMA journal_mode=WAL")           # persistent in the file
+        with _immediate(db):
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version == SCHEMA_VERSION:
+                return
+            if version != 0:
+                for (name,) in db.execute(
+                        "SELECT name FROM sqlite_master WHERE type='table'").fetchall():
+                    db.execute(f"DROP TABLE IF EXISTS {name}")
+            for statement in _statements(_SCHEMA):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
         self.db.close()
@@ -140,6 +149,17 @@ class Index:
         db.execute("DELETE FROM parsed")
         db.execute("DELETE FROM meta")
         db.execute("UPDATE counts SET messages = 0, unseen = 0, bytes = 0")
+
+
+def _statements(script: str) -> list[str]:
+    """Split a schema script into statements (triggers contain ';' of their own)."""
+    out, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            out.append(current.strip())
+            current = ""
+    return out
 
 
 @contextlib.contextmanager

@@ -357,3 +357,31 @@ def test_new_session_reuses_shared_view_and_stays_correct(account):
     assert [r.uid for r in got] == [1, 2, 4, 5]
     assert got[1].flags == frozenset({"\\Seen"})
     assert s1.records() == got                      # s1's own copy was not changed under it
+
+
+def test_readers_do_not_wait_for_a_writer(account, monkeypatch):
+    import threading
+    from pymail.store import sync as sync_mod
+    monkeypatch.setattr(sync_mod, "DIRTY_WINDOW_NS", 0)
+    account.deliver(msg("a"))
+    writer = account.mailbox("INBOX")
+    writer.sync()
+    writer.envelope(1)
+    writer.index.db.execute("BEGIN IMMEDIATE")      # a long write transaction elsewhere
+    done = {}
+
+    def read():
+        reader = account.mailbox("INBOX")
+        done["records"] = [r.uid for r in reader.records()]
+        done["counts"] = (reader.count(), reader.unseen_count(), reader.uidnext)
+        done["envelope"] = reader.envelope(1)[1]
+        done["sync"] = reader.sync()
+        reader.close()
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    t.join(timeout=5)
+    writer.index.db.execute("ROLLBACK")
+    assert not t.is_alive(), "a reader waited for the writer"
+    assert done["records"] == [1] and done["counts"] == (1, 1, 2)
+    assert done["envelope"] == b"a" and done["sync"] == ([], [], [])
