@@ -245,12 +245,15 @@ class RemoteDelivery:
             options.append(f"SIZE={envelope.size}")
         if envelope.body == "8BITMIME" and client.has_extn("8bitmime"):
             options.append("BODY=8BITMIME")
-        if envelope.smtputf8:
-            if not client.has_extn("smtputf8"):
-                for r in rcpts:
-                    _fail(r, PermanentFailure(f"{label} does not support SMTPUTF8", "5.6.7", label), log)
-                return True
+        needs_utf8 = envelope.smtputf8 and not (envelope.sender.isascii() and
+                                                all(r.address.isascii() for r in rcpts))
+        if envelope.smtputf8 and client.has_extn("smtputf8"):
             options.append("SMTPUTF8")
+        elif needs_utf8:
+            # RFC 6531 §3.2: a non-ASCII address cannot be downgraded; ASCII ones go without.
+            for r in rcpts:
+                _fail(r, PermanentFailure(f"{label} does not support SMTPUTF8", "5.6.7", label), log)
+            return True
         dsn = client.has_extn("dsn")
         if dsn:
             options += dsn_mail_options(envelope)

@@ -241,3 +241,17 @@ def test_failed_starttls_falls_back_to_cleartext(world, tls_files):
         assert not broken.messages[0].tls  # RFC 7435: opportunistic, so cleartext beats no mail
     finally:
         broken.close()
+
+
+def test_smtputf8_addresses_reach_an_smtputf8_server(world):
+    world.start_runner()
+    port = world.listen("mx")
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+        c.ehlo("c")
+        assert c.mail("jörg@example.org", ["SMTPUTF8"])[0] == 250
+        assert c.rcpt("ü@remote.test")[0] == 250
+        assert c.data("Subject: ü\r\n\r\nö\r\n".encode())[0] == 250
+    world.wait_for(lambda: world.sink.messages, what="delivery")
+    got = world.sink.messages[0]
+    assert got.mail_from == "jörg@example.org" and got.rcpt_tos == ["ü@remote.test"]
+    assert "SMTPUTF8" in got.mail_options
