@@ -169,10 +169,7 @@ class SelectedMailbox:
                     self.recent |= set(mb.claim_recent()) & set(new)
                 self.uidnext = max(mb.uidnext, self.uids[-1] + 1)
             self._note_keywords()
-        if self.keywords != self._announced_keywords:
-            # RFC 3501 §7.2.6: a new keyword changes the FLAGS list of the mailbox.
-            self._announced_keywords = set(self.keywords)
-            out.append(serialize.untagged("FLAGS", [Atom(f) for f in self.flag_names()]))
+        out += self.keyword_lines()
         if allow_expunge and self.gone:
             out += self.announce_expunges(self.gone)
         seen_lines = set()
@@ -183,12 +180,19 @@ class SelectedMailbox:
             line = self.fetch_line(uid, with_uid)
             if line:
                 out.append(line)
-        if res.added or res.expunged or res.flag_changes:
-            if self._announced_exists != len(self.uids):
-                out.append(serialize.untagged(len(self.uids), "EXISTS"))
-                out.append(serialize.untagged(len(self.recent), "RECENT"))
-        self._announced_exists = len(self.uids)
+        if self._announced_exists != len(self.uids):
+            # The client's count: what it was told minus the EXPUNGEs it got since.
+            out.append(serialize.untagged(len(self.uids), "EXISTS"))
+            out.append(serialize.untagged(len(self.recent), "RECENT"))
+            self._announced_exists = len(self.uids)
         return out
+
+    def keyword_lines(self) -> list[bytes]:
+        """``* FLAGS (...)`` when a keyword appeared, before any FETCH shows it (RFC 3501 §7.2.6)."""
+        if self.keywords == self._announced_keywords:
+            return []
+        self._announced_keywords = set(self.keywords)
+        return [serialize.untagged("FLAGS", [Atom(f) for f in self.flag_names()])]
 
     _announced_exists = -1
     _announced_keywords: set = set()
@@ -229,13 +233,13 @@ class SelectedMailbox:
                 vanished.append(uid)
             else:
                 out.append(serialize.untagged(seq, "EXPUNGE"))
+            self._announced_exists -= 1
             del self.uids[seq - 1]
             self.flags.pop(uid, None)
             self.modseqs.pop(uid, None)
             self.records.pop(uid, None)
             self.recent.discard(uid)
         self.gone -= set(uids)
-        self._announced_exists = len(self.uids)
         if vanished:
             out.append(serialize.untagged("VANISHED", Atom(compress(vanished))))
         return out

@@ -90,3 +90,34 @@ def test_recent_is_claimed_once(connect, store):
     assert b.untagged_responses["RECENT"] == [b"0"]
     assert a.search(None, "RECENT")[1] == [b"1"]
     assert b.search(None, "RECENT")[1] == [b""]
+
+
+def test_expunge_and_new_mail_in_one_update(raw, connect, store):
+    """Found by imaptest's stress mode: EXISTS must follow even when EXPUNGEs came first."""
+    deliver(store, message("a"))
+    deliver(store, message("b"))
+    r = raw(login=True)
+    r.send(b"s SELECT INBOX\r\n")
+    r.until(b"s")
+    other = connect()
+    other.select("INBOX")
+    other.store("1", "+FLAGS.SILENT", "(\\Deleted)")
+    other.expunge()
+    deliver(store, message("c"))
+    deliver(store, message("d"))
+    r.send(b"n NOOP\r\n")
+    lines = r.until(b"n")
+    assert lines.index(b"* 1 EXPUNGE\r\n") < lines.index(b"* 3 EXISTS\r\n")
+    r.send(b"f FETCH 3 (UID)\r\n")
+    assert r.until(b"f")[0] == b"* 3 FETCH (UID 4)\r\n"
+
+
+def test_new_keyword_flags_before_fetch(raw):
+    r = raw(login=True)
+    m = message("k")
+    r.send(b"a APPEND INBOX {%d+}\r\n%s\r\ns SELECT INBOX\r\n" % (len(m), m))
+    r.until(b"s")
+    r.send(b"t STORE 1 +FLAGS ($Fresh)\r\n")
+    lines = r.until(b"t")
+    assert lines[0].startswith(b"* FLAGS (") and b"$Fresh" in lines[0]
+    assert b"$Fresh" in lines[1] and lines[1].startswith(b"* 1 FETCH")

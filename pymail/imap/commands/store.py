@@ -49,7 +49,7 @@ async def store(session, cmd):
     updated, failed = await session.blocking(apply)
     failed_set = set(failed)
     changed = {r.uid for r in updated}
-    lines = []
+    lines = view.keyword_lines()
     for _seq, uid in pairs:
         if uid in failed_set or uid in view.gone:
             continue
