@@ -466,3 +466,93 @@ def test_pop3_uidl_and_expunge_agree_with_dovecot(dovecot):
     assert res.expunged == [2]
     assert [r.uid for r in box.records()] == [1, 3]
     assert acct.deliver(b"Subject: after\n\nx\n").uid == 4
+
+
+def _pymail_worker(mail_root: str, uid: int, gid: int, count: int) -> dict[int, str]:
+    """Deliver and flag as the mail user Dovecot runs as (so Dovecot can read our files)."""
+    if os.getuid() == 0:
+        os.setgid(gid)
+        os.setuid(uid)
+    import random as _random
+    rng = _random.Random(7)
+    acct = Store(mail_root).account(USER)
+    box = acct.mailbox("INBOX")
+    got = {}
+    for i in range(count):
+        subject = f"pm-{i}"
+        r = acct.deliver(f"From: p@m\nSubject: {subject}\n\nx\n".encode(),
+                         flags=["PymailKw"] if i % 4 == 0 else [])
+        got[r.uid] = subject
+        box.sync()
+        uids = box.uids()
+        if uids:
+            box.store_flags([rng.choice(uids)], ["\\Flagged"], "add")
+    box.close()
+    return got
+
+
+def test_dovecot_and_pymail_write_at_the_same_time(dovecot):
+    import multiprocessing
+    import threading
+    acct = Store(dovecot["mail"]).account(USER)
+    acct.ensure()
+    dovecot["own"]()
+    uid, gid = (65534, 65534) if os.getuid() == 0 else (os.getuid(), os.getgid())
+    dovecot_appended = []
+    errors = []
+
+    def dovecot_client():
+        try:
+            conn = _imap(dovecot["port"])
+            conn.select("INBOX")
+            for i in range(25):
+                typ, data = conn.append("INBOX", "(\\Seen)", None,
+                                        f"From: d@v\r\nSubject: dv-{i}\r\n\r\nx\r\n".encode())
+                assert typ == "OK", data
+                dovecot_appended.append(int(re.search(rb"APPENDUID \d+ (\d+)", data[0]).group(1)))
+                conn.uid("STORE", str(dovecot_appended[-1]), "+FLAGS", "(\\Answered)")
+                conn.noop()
+            conn.logout()
+        except Exception as e:      # reported below, with the main thread's assertions
+            errors.append(repr(e))
+
+    t = threading.Thread(target=dovecot_client, daemon=True)
+    t.start()
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        ours = pool.apply_async(_pymail_worker, (dovecot["mail"], uid, gid, 25)).get(timeout=120)
+    t.join(timeout=120)
+    assert not t.is_alive() and errors == []
+    assert len(ours) == 25 and len(dovecot_appended) == 25
+    assert not set(ours) & set(dovecot_appended), "a UID was given twice"
+
+    conn = _imap(dovecot["port"])
+    try:
+        conn.select("INBOX")
+        theirs_flags = _fetch_flags(conn)
+        typ, data = conn.uid("FETCH", "1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        assert typ == "OK"
+        subjects = {}
+        for item in data:
+            if isinstance(item, tuple):
+                m = re.search(rb"UID (\d+)", item[0])
+                subjects[int(m.group(1))] = item[1].decode().split(":", 1)[1].strip()
+        conn.logout()
+    finally:
+        try:
+            conn.shutdown()
+        except Exception:
+            pass
+    box = acct.mailbox("INBOX")
+    box.sync()
+    mine = {r.uid: r.flags for r in box.records()}
+    assert mine == theirs_flags
+    expected = dict(ours)
+    expected.update({u: f"dv-{i}" for i, u in enumerate(dovecot_appended)})
+    assert subjects == expected
+    for u, subject in expected.items():
+        with box.open_message(u) as f:
+            assert f"Subject: {subject}".encode() in f.read()
+    with open(os.path.join(dovecot["top"], "dovecot.log"), errors="replace") as f:
+        problems = [line for line in f if "Error" in line or "Panic" in line or "Warning" in line]
+    assert problems == []
