@@ -19,72 +19,11 @@ from dataclasses import dataclass
 from pymail.smtp import wire
 from pymail.smtp.commands import Path, parse_path_arg, split_verb
 from pymail.smtp.errors import Reply, SmtpError
+from pymail.smtp.events import (Auth, AuthLine, Bdat, Closed, Data, Helo, Mail, MessageChunk,
+                                MessageEnd, Rcpt, Rset, StartTls)
 
-
-# -- events ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Helo:
-    domain: str
-    extended: bool  # EHLO or LHLO
-
-
-@dataclass(frozen=True)
-class Mail:
-    path: Path
-
-
-@dataclass(frozen=True)
-class Rcpt:
-    path: Path
-
-
-@dataclass(frozen=True)
-class Data:
-    pass
-
-
-@dataclass(frozen=True)
-class Bdat:
-    size: int
-    last: bool
-
-
-@dataclass(frozen=True)
-class MessageChunk:
-    data: bytes
-
-
-@dataclass(frozen=True)
-class MessageEnd:
-    """DATA finished (CRLF.CRLF) or a BDAT chunk was fully read (``last`` tells which)."""
-    bdat: bool = False
-    last: bool = True
-
-
-@dataclass(frozen=True)
-class Rset:
-    pass
-
-
-@dataclass(frozen=True)
-class StartTls:
-    pass
-
-
-@dataclass(frozen=True)
-class Auth:
-    mechanism: str
-    initial: str | None
-
-
-@dataclass(frozen=True)
-class AuthLine:
-    text: str  # a SASL response line (base64, or "*" to cancel)
-
-
-@dataclass(frozen=True)
-class Closed:
-    """The core has sent its last reply (221/421); the connection should close."""
+__all__ = ["ServerCore", "Auth", "AuthLine", "Bdat", "Closed", "Data", "Helo", "Mail",
+           "MessageChunk", "MessageEnd", "Rcpt", "Rset", "StartTls"]
 
 
 NO_ARGS = {"DATA", "RSET", "QUIT", "STARTTLS"}
