@@ -15,14 +15,16 @@ def parsed_row(raw: bytes) -> tuple[str, None, str, bytes]:
     """(envelope JSON, None, bodystructure JSON, header bytes) for the parse cache.  BODY is
     derived from BODYSTRUCTURE when asked, so it is not stored (the column stays for later)."""
     header, _ = parse.split_message(raw)
-    dump = lambda v: json.dumps(parse.to_json(v), separators=(",", ":"))  # noqa: E731
-    return (dump(parse.envelope(header)), None,
-            dump(parse.bodystructure(raw, extended=True)), header)
+    return (_dump(parse.envelope(header)), None,
+            _dump(parse.bodystructure(raw, extended=True)), header)
+
+
+def _dump(value) -> str:
+    return json.dumps(parse.to_json(value), separators=(",", ":"))
 
 
 class ParseCache:
     """Mixin of Mailbox: needs self.index, self.open_message."""
-
 
     def envelope(self, uid: int) -> list:
         return parse.from_json(json.loads(self._parsed(uid)[0]))

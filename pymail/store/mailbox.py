@@ -83,8 +83,12 @@ class Mailbox(IndexSync, ParseCache):
         self._records_list: list[MessageRecord] = []
         self._records_modseq = 0
         self._records_generation = None
-        self._refresh()
-        self._init_session()
+        try:
+            self._refresh()
+            self._init_session()
+        except BaseException:
+            self.index.close()
+            raise
 
     def close(self) -> None:
         self.index.close()

@@ -49,7 +49,6 @@ class IndexSync:
     """Mixin of Mailbox: needs self.folder, self.index, self.name, self._fsync, self._flagset,
     self._fname."""
 
-
     def _stamp(self) -> tuple[list, list]:
         """(current stamp, stamp to save).  Parts: new/, cur/, dovecot-uidlist,
         dovecot-keywords as [mtime ns, size, inode] or "absent"; in the saved copy a part
