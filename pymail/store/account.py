@@ -94,21 +94,19 @@ class Account:
         return os.path.join(self._index_base, dirname or "INBOX", INDEX_FILE)
 
     def ensure(self) -> None:
-        """Create the maildir and the special-use folders (subscribed) if missing."""
+        """Create the maildir and the special-use folders (subscribed) if missing.  Cheap when
+        all exist; a folder the user unsubscribed stays unsubscribed."""
         inbox = self._folder("INBOX")
         if not inbox.exists():
             os.makedirs(self.root, mode=0o700, exist_ok=True)
             inbox.create(is_subfolder=False)
-        subs = self._read_subscriptions()
+            self.subscribe("INBOX")
         for name, use in SPECIAL_USE.items():
             folder = self._folder(name)
             if not folder.exists():
                 folder.create(is_subfolder=True)
                 self._set_special_use(name, use)
-            if name not in subs:
                 self.subscribe(name)
-        if "INBOX" not in subs:
-            self.subscribe("INBOX")
 
     def _require_root(self) -> None:
         if not os.path.isdir(os.path.join(self.root, "cur")):

@@ -18,8 +18,10 @@ def test_ensure_creates_special_use_folders_subscribed(account):
     assert infos["INBOX"].special_use is None
     assert all(i.subscribed for i in infos.values())
     assert os.path.isfile(os.path.join(account.root, ".Sent", "maildirfolder"))
-    account.ensure()   # idempotent
-    assert len(account.list_mailboxes()) == 6
+    account.unsubscribe("Junk")
+    account.ensure()   # idempotent, and keeps the user's choice
+    infos = {i.name: i for i in account.list_mailboxes()}
+    assert len(infos) == 6 and not infos["Junk"].subscribed
 
 
 def test_deliver_assigns_increasing_uids_and_fsyncs_into_new(account):
