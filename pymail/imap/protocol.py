@@ -22,6 +22,7 @@ from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.protocol import Factory, Protocol
 
 from pymail.imap import serialize
+from pymail.imap.idlehub import IdleHub
 from pymail.imap.parser import (CommandFramer, Continue, Fatal, Frame, ParseError, Refused,
                                 parse_command)
 from pymail.imap.session import LOGOUT, Session
@@ -230,6 +231,10 @@ class ImapProtocol(Protocol):
             self._closed = True
             self.transport.loseConnection()
 
+    @property
+    def idle_hub(self):
+        return self.factory.idle_hub
+
     def claim_user(self, address: str) -> bool:
         if self._user is not None:
             return True
@@ -260,6 +265,7 @@ class ImapFactory(Factory):
         self.settings = settings or getattr(config, "imap", None) or ImapSettings()
         self.hostname = getattr(ctx, "hostname", "localhost")
         self.per_ip: collections.Counter = collections.Counter()
+        self.idle_hub = IdleHub(self.settings.idle_poll)
         self.per_user: collections.Counter = collections.Counter()
 
     def buildProtocol(self, addr):

@@ -164,20 +164,22 @@ class Session:
     async def blocking(self, fn, *args, **kwargs):
         return await blocking(fn, *args, **kwargs)
 
-    async def flush_updates(self, allow_expunge: bool, with_uid: bool = False) -> None:
+    def collect_updates(self, allow_expunge: bool, with_uid: bool = False) -> list[bytes]:
+        """Blocking (run in a thread): the untagged updates of the selected mailbox."""
         sel = self.selected
         if sel is None:
-            return
+            return []
         contexts = list(self.contexts.values())
+        old_seq = {u: i + 1 for i, u in enumerate(sel.uids)} if contexts else {}
+        lines = sel.refresh(allow_expunge, with_uid)
+        for ctx in contexts:  # RFC 5267 §4.3: ADDTO / REMOVEFROM of updating searches
+            lines += ctx.updates(sel, old_seq)
+        return lines
 
-        def work():
-            old_seq = {u: i + 1 for i, u in enumerate(sel.uids)} if contexts else {}
-            lines = sel.refresh(allow_expunge, with_uid)
-            for ctx in contexts:  # RFC 5267 §4.3: ADDTO / REMOVEFROM of updating searches
-                lines += ctx.updates(sel, old_seq)
-            return lines
-
-        lines = await self.blocking(work)
+    async def flush_updates(self, allow_expunge: bool, with_uid: bool = False) -> None:
+        if self.selected is None:
+            return
+        lines = await self.blocking(self.collect_updates, allow_expunge, with_uid)
         if lines:
             self.send(b"".join(lines))
 

@@ -74,3 +74,24 @@ def test_idle_bad_continuation(raw):
     assert r.line().startswith(b"i BAD")
     r.send(b"y NOOP\r\n")
     assert r.until(b"y")[-1].startswith(b"y OK")
+
+
+def test_many_idlers_share_one_poller(raw, server, store):
+    clients = []
+    for _ in range(20):
+        r = raw(login=True)
+        r.send(b"s SELECT INBOX\r\ni IDLE\r\n")
+        r.until(b"s")
+        assert r.line() == b"+ idling\r\n"
+        clients.append(r)
+    assert len(server.factory.idle_hub.sessions) == 20
+    deliver(store, message("to all"))
+    for r in clients:
+        r.sock.settimeout(3)
+        assert r.line() == b"* 1 EXISTS\r\n"
+    for r in clients:
+        r.send(b"DONE\r\n")
+        lines = r.until(b"i")
+        assert lines[-1] == b"i OK IDLE terminated\r\n"
+    time.sleep(0.2)
+    assert server.factory.idle_hub.sessions == set()
