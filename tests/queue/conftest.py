@@ -175,6 +175,20 @@ def dns_server():
 
 
 @pytest.fixture
+def make_sink(tls_files):
+    """Start more sinks (smarthosts, broken servers): ``make_sink(auth=..., implicit_tls=...)``."""
+    made = []
+
+    def make(**kwargs):
+        s = Sink(*tls_files, **kwargs)
+        made.append(s)
+        return s
+    yield make
+    for s in made:
+        s.close()
+
+
+@pytest.fixture
 def sink(tls_files):
     s = Sink(*tls_files)
     yield s

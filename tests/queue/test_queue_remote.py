@@ -141,23 +141,18 @@ def test_connection_reused_for_messages_to_one_domain(world):
     assert len(set(ids)) == 3
 
 
-def test_smarthost_with_auth(world, tls_files):
-    from conftest import Sink  # the queue tests' own conftest
-
-    relay = Sink(*tls_files, auth={"relayuser": "relaypw"})
-    try:
-        world.config.queue.smarthost = f"127.0.0.1:{relay.port}"
-        world.config.queue.smarthost_username = "relayuser"
-        world.config.queue.smarthost_password = "relaypw"
-        world.start_runner()
-        submit(world, "alice@example.org", ["x@anywhere.test"])
-        world.wait_for(lambda: relay.messages, what="delivery through the smarthost")
-        got = relay.messages[0]
-        assert got.tls and got.login == "relayuser" and got.rcpt_tos == ["x@anywhere.test"]
-        assert not world.sink.messages
-        assert ("anywhere.test", "MX") not in world.dns.queries  # no MX lookup with a smarthost
-    finally:
-        relay.close()
+def test_smarthost_with_auth(world, make_sink):
+    relay = make_sink(auth={"relayuser": "relaypw"})
+    world.config.queue.smarthost = f"127.0.0.1:{relay.port}"
+    world.config.queue.smarthost_username = "relayuser"
+    world.config.queue.smarthost_password = "relaypw"
+    world.start_runner()
+    submit(world, "alice@example.org", ["x@anywhere.test"])
+    world.wait_for(lambda: relay.messages, what="delivery through the smarthost")
+    got = relay.messages[0]
+    assert got.tls and got.login == "relayuser" and got.rcpt_tos == ["x@anywhere.test"]
+    assert not world.sink.messages
+    assert ("anywhere.test", "MX") not in world.dns.queries  # no MX lookup with a smarthost
 
 
 def test_notify_success_gets_a_delivered_dsn(world):
@@ -194,53 +189,38 @@ def test_delay_warning_once(world):
     assert world.queue.dir.env_path(qid).exists()  # still queued
 
 
-def test_smarthost_with_implicit_tls(world, tls_files):
-    from conftest import Sink
-
-    relay = Sink(*tls_files, auth={"relayuser": "relaypw"}, implicit_tls=True)
-    try:
-        world.config.queue.smarthost = f"127.0.0.1:{relay.port}"
-        world.config.queue.smarthost_tls = "implicit"
-        world.config.queue.smarthost_username = "relayuser"
-        world.config.queue.smarthost_password = "relaypw"
-        world.start_runner()
-        submit(world, "alice@example.org", ["x@anywhere.test"])
-        world.wait_for(lambda: relay.messages, what="delivery through the smarthost")
-        assert relay.messages[0].tls and relay.messages[0].login == "relayuser"
-    finally:
-        relay.close()
+def test_smarthost_with_implicit_tls(world, make_sink):
+    relay = make_sink(auth={"relayuser": "relaypw"}, implicit_tls=True)
+    world.config.queue.smarthost = f"127.0.0.1:{relay.port}"
+    world.config.queue.smarthost_tls = "implicit"
+    world.config.queue.smarthost_username = "relayuser"
+    world.config.queue.smarthost_password = "relaypw"
+    world.start_runner()
+    submit(world, "alice@example.org", ["x@anywhere.test"])
+    world.wait_for(lambda: relay.messages, what="delivery through the smarthost")
+    assert relay.messages[0].tls and relay.messages[0].login == "relayuser"
 
 
-def test_smarthost_without_tls_never_gets_the_password(world, tls_files):
-    from conftest import Sink
-
-    relay = Sink(*tls_files)  # a relay that offers STARTTLS...
-    try:
-        world.config.queue.smarthost = f"127.0.0.1:{relay.port}"
-        world.config.queue.smarthost_username = "relayuser"
-        world.config.queue.smarthost_password = "relaypw"
-        world.config.queue.outbound_tls = False  # ...but we were told not to use it
-        world.start_runner()
-        qid = submit(world, "alice@example.org", ["x@anywhere.test"])
-        world.wait_for(lambda: world.queue.dir.load(qid).recipients[0].last_error, what="a deferral")
-        assert "not sending the password" in world.queue.dir.load(qid).recipients[0].last_error
-        assert not relay.messages
-    finally:
-        relay.close()
+def test_smarthost_without_tls_never_gets_the_password(world, make_sink):
+    relay = make_sink()  # a relay that offers STARTTLS...
+    world.config.queue.smarthost = f"127.0.0.1:{relay.port}"
+    world.config.queue.smarthost_username = "relayuser"
+    world.config.queue.smarthost_password = "relaypw"
+    world.config.queue.outbound_tls = False  # ...but we were told not to use it
+    world.start_runner()
+    qid = submit(world, "alice@example.org", ["x@anywhere.test"])
+    world.wait_for(lambda: world.queue.dir.load(qid).recipients[0].last_error, what="a deferral")
+    assert "not sending the password" in world.queue.dir.load(qid).recipients[0].last_error
+    assert not relay.messages
 
 
-def test_failed_starttls_falls_back_to_cleartext(world, tls_files):
-    from conftest import Sink
-
-    broken = Sink(*tls_files, broken_tls=True)
-    try:
-        world.config.queue.remote_port = broken.port
-        world.start_runner()
-        submit(world, "alice@example.org", ["x@remote.test"])
-        world.wait_for(lambda: broken.messages, what="delivery without TLS")
-        assert not broken.messages[0].tls  # RFC 7435: opportunistic, so cleartext beats no mail
-    finally:
-        broken.close()
+def test_failed_starttls_falls_back_to_cleartext(world, make_sink):
+    broken = make_sink(broken_tls=True)
+    world.config.queue.remote_port = broken.port
+    world.start_runner()
+    submit(world, "alice@example.org", ["x@remote.test"])
+    world.wait_for(lambda: broken.messages, what="delivery without TLS")
+    assert not broken.messages[0].tls  # RFC 7435: opportunistic, so cleartext beats no mail
 
 
 def test_smtputf8_addresses_reach_an_smtputf8_server(world):
