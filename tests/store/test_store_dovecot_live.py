@@ -94,27 +94,26 @@ def dovecot():
         uid, gid = 65534, 65534           # Dovecot refuses to open mail as root
     else:
         uid, gid = os.getuid(), os.getgid()
-    port, pop3_port = _free_port(), _free_port()
     conf = os.path.join(top, "dovecot.conf")
-    with open(conf, "w") as f:
-        f.write(CONF.format(top=top, mail=mail, uid=uid, gid=gid, port=port, pop3_port=pop3_port))
     with open(os.path.join(top, "passwd"), "w") as f:
         f.write(f"{USER}:{{PLAIN}}{PASSWORD}::::::\n")
-    proc = subprocess.Popen([DOVECOT, "-F", "-c", conf], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    proc = None
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        for attempt in range(3):     # a port picked here may be taken by another test meanwhile
+            port, pop3_port = _free_port(), _free_port()
+            with open(conf, "w") as f:
+                f.write(CONF.format(top=top, mail=mail, uid=uid, gid=gid, port=port,
+                                    pop3_port=pop3_port))
+            proc = subprocess.Popen([DOVECOT, "-F", "-c", conf], stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT)
+            if _wait_for_port(proc, port, deadline=time.monotonic() + 20):
                 break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    out = proc.stdout.read().decode(errors="replace") if proc.poll() is not None else ""
-                    log = open(os.path.join(top, "dovecot.log")).read() if os.path.exists(
-                        os.path.join(top, "dovecot.log")) else ""
-                    pytest.fail(f"dovecot did not start: {out}\n{log}")
-                time.sleep(0.1)
+            _stop(proc)
+        else:
+            log_path = os.path.join(top, "dovecot.log")
+            log = open(log_path).read() if os.path.exists(log_path) else ""
+            pytest.fail(f"dovecot did not start: {proc.stdout.read().decode(errors='replace')}"
+                        f"\n{log}")
 
         def give_to_dovecot():
             for dirpath, dirnames, filenames in os.walk(mail):
@@ -125,13 +124,32 @@ def dovecot():
         yield {"port": port, "pop3_port": pop3_port, "mail": mail, "top": top,
                "own": give_to_dovecot}
     finally:
+        if proc is not None:
+            _stop(proc)
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def _stop(proc) -> None:
+    """SIGTERM lets the Dovecot master stop its children too; SIGKILL only as a last resort."""
+    if proc.poll() is None:
         proc.terminate()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
-        shutil.rmtree(top, ignore_errors=True)
+
+
+def _wait_for_port(proc, port: int, deadline: float) -> bool:
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
 
 
 def _imap(port):
