@@ -502,33 +502,25 @@ def _ends_with_close_delimiter(raw: bytes, default_type, depth: int) -> bool:
 
 def _split_multipart(body: bytes, boundary: bytes) -> list[tuple[bytes, int]]:
     """Body parts between ``--boundary`` lines (RFC 2046 §5.1.1), each as (bytes including the
-    line break before the next delimiter, length of that line break)."""
-    delim = b"--" + boundary
+    line break before the next delimiter, length of that line break).  Delimiter lines are
+    found with one compiled regex, so a large attachment is not walked line by line."""
+    delimiter = re.compile(rb"^--" + re.escape(boundary) + rb"(--)?[ \t]*\r?$", re.MULTILINE)
     parts: list[tuple[bytes, int]] = []
-    pos = 0
     start = None
     n = len(body)
-    while pos <= n:
-        line_end = body.find(b"\n", pos)
-        line = body[pos:] if line_end < 0 else body[pos:line_end]
-        stripped = line.rstrip(b"\r").rstrip(b" \t")
-        if stripped.startswith(delim):
-            rest = stripped[len(delim):]
-            if rest in (b"", b"--"):
-                if start is not None:
-                    end = pos
-                    eol = 0
-                    if end > start and body[end - 1:end] == b"\n":
-                        eol = 1
-                        if end - 1 > start and body[end - 2:end - 1] == b"\r":
-                            eol = 2
-                    parts.append((body[start:end], eol))
-                if rest == b"--":
-                    return parts
-                start = n if line_end < 0 else line_end + 1
-        if line_end < 0:
-            break
-        pos = line_end + 1
+    for m in delimiter.finditer(body):
+        pos = m.start()
+        if start is not None:
+            eol = 0
+            if pos > start and body[pos - 1:pos] == b"\n":
+                eol = 1
+                if pos - 1 > start and body[pos - 2:pos - 1] == b"\r":
+                    eol = 2
+            parts.append((body[start:pos], eol))
+        if m.group(1):
+            return parts
+        nl = body.find(b"\n", m.end())
+        start = n if nl < 0 else nl + 1
     if start is not None and start < n:
         parts.append((body[start:], 0))   # missing close delimiter: take the rest
     return parts
