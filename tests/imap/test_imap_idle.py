@@ -95,3 +95,17 @@ def test_many_idlers_share_one_poller(raw, server, store):
         assert lines[-1] == b"i OK IDLE terminated\r\n"
     time.sleep(0.2)
     assert server.factory.idle_hub.sessions == set()
+
+
+def test_folder_stamp_changes_with_mail_and_flags(store):
+    from pymail.imap.idlehub import folder_stamp
+
+    deliver(store, message("one"))
+    with store.account(USER).mailbox("INBOX") as mb:
+        first = folder_stamp(mb)
+        assert first is not None and folder_stamp(mb) == first
+        deliver(store, message("two"))
+        second = folder_stamp(mb)
+        assert second != first
+        mb.store_flags([1], ["\\Flagged"], "add")
+        assert folder_stamp(mb) != second
