@@ -169,18 +169,24 @@ def read_summary(path: str) -> Summary | None:
             raise StoreError(CORRUPT, f"{path}: empty or truncated header")
         version, uidvalidity, next_uid, guid, _ = _parse_header(
             first.decode("utf-8", "surrogateescape"), path)
-        start = max(len(first), st.st_size - 8192)
-        f.seek(start)
-        tail = f.read()
+        # Read a growing tail until it holds the whole last complete line (or the whole file).
+        window = 8192
+        while True:
+            start = max(len(first), st.st_size - window)
+            f.seek(start)
+            tail = f.read()
+            end = tail.rfind(b"\n")
+            line_start = tail.rfind(b"\n", 0, max(end, 0)) + 1 if end >= 0 else 0
+            if start == len(first) or (end >= 0 and line_start > 0):
+                break
+            window *= 4
     last_uid = 0
-    end = tail.rfind(b"\n")
     complete_size = start + end + 1 if end >= 0 else len(first)
-    if end > 0:
-        line_start = tail.rfind(b"\n", 0, end) + 1
-        if line_start > 0 or start == len(first):
-            uid = tail[line_start:end].split(b" ", 1)[0]
-            if uid.isdigit():
-                last_uid = int(uid)
+    if end >= 0:
+        uid = tail[line_start:end].split(b" ", 1)[0]
+        if not uid.isdigit():
+            raise StoreError(CORRUPT, f"{path}: last record is malformed")
+        last_uid = int(uid)
     return Summary(uidvalidity, next_uid, guid or "", last_uid, st.st_size, st.st_ino, version,
                    complete_size)
 

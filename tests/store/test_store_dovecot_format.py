@@ -288,3 +288,22 @@ def test_external_changes_seen_through_directory_stamps(account, monkeypatch):
     res = box.sync()
     assert res.expunged == [] and res.flag_changes == [5]
     assert box.record(5).flags == frozenset({"\\Seen"})
+
+
+@pytest.mark.parametrize("tail_bytes", [0, 1, 8191, 8192, 8193, 40000])
+def test_uidlist_summary_finds_the_last_record(tmp_path, tail_bytes):
+    """Delivery reads only the header and the last record; long lines, an empty list and a
+    partial last line must not make it lose the last UID."""
+    path = str(tmp_path / "dovecot-uidlist")
+    long_field = "P" + "x" * tail_bytes if tail_bytes else ""
+    lines = ["3 V7 N3 G" + "0" * 32 + "\n", "1 :a\n",
+             f"9 {long_field} :b\n".replace("  ", " ")]
+    with open(path, "w") as f:
+        f.write("".join(lines) + "10 :partial")
+    summary = ul_mod.read_summary(path)
+    assert summary.last_uid == 9 and summary.effective_next_uid() == 10
+    assert summary.complete_size == len("".join(lines).encode())
+    with open(path, "w") as f:
+        f.write(lines[0])
+    summary = ul_mod.read_summary(path)
+    assert summary.last_uid == 0 and summary.effective_next_uid() == 3
