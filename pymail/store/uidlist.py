@@ -183,7 +183,11 @@ def read_summary(path: str) -> Summary | None:
     last_uid = 0
     complete_size = start + end + 1 if end >= 0 else len(first)
     if end >= 0:
-        uid = tail[line_start:end].split(b" ", 1)[0]
+        body = tail[:end].rstrip(b"\n")         # blank lines carry no record
+        line = body[body.rfind(b"\n") + 1:] if body else b""
+        uid = line.split(b" ", 1)[0]
+        if not line and (start == len(first) or b"\n" in body):
+            uid = b"0"                            # no record at all
         if not uid.isdigit():
             raise StoreError(CORRUPT, f"{path}: last record is malformed")
         last_uid = int(uid)
