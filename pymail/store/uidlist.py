@@ -169,25 +169,23 @@ def read_summary(path: str) -> Summary | None:
             raise StoreError(CORRUPT, f"{path}: empty or truncated header")
         version, uidvalidity, next_uid, guid, _ = _parse_header(
             first.decode("utf-8", "surrogateescape"), path)
-        # Read a growing tail until it holds the whole last complete line (or the whole file).
+        # Read a growing tail until it holds the whole last record line (or the whole file).
         window = 8192
         while True:
             start = max(len(first), st.st_size - window)
             f.seek(start)
             tail = f.read()
-            end = tail.rfind(b"\n")
-            line_start = tail.rfind(b"\n", 0, max(end, 0)) + 1 if end >= 0 else 0
-            if start == len(first) or (end >= 0 and line_start > 0):
+            end = tail.rfind(b"\n")              # end of the last complete line
+            body = tail[:end].rstrip(b"\n") if end >= 0 else b""   # blank lines: no record
+            cut = body.rfind(b"\n")
+            if start == len(first) or cut >= 0:
                 break
             window *= 4
-    last_uid = 0
     complete_size = start + end + 1 if end >= 0 else len(first)
-    if end >= 0:
-        body = tail[:end].rstrip(b"\n")         # blank lines carry no record
-        line = body[body.rfind(b"\n") + 1:] if body else b""
+    line = body[cut + 1:]
+    last_uid = 0
+    if line:
         uid = line.split(b" ", 1)[0]
-        if not line and (start == len(first) or b"\n" in body):
-            uid = b"0"                            # no record at all
         if not uid.isdigit():
             raise StoreError(CORRUPT, f"{path}: last record is malformed")
         last_uid = int(uid)
