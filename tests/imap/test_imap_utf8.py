@@ -1,6 +1,6 @@
 """UTF8=ACCEPT (RFC 6855): UTF-8 mailbox names and strings once enabled; APPEND UTF8."""
 
-from tests.imap.conftest import deliver
+
 
 
 def test_utf8_names_after_enable(raw):

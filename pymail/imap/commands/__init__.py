@@ -1,3 +1,4 @@
 """IMAP command handlers, one module per command group; importing this registers them all."""
 
-from pymail.imap.commands import auth, fetch, idle, mailbox, message, quota, search, sort, store  # noqa: F401
+from pymail.imap.commands import (append, auth, fetch, idle, listing, mailbox, message, quota,  # noqa: F401
+                                  search, select, sort, store)
