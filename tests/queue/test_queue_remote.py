@@ -235,3 +235,16 @@ def test_smtputf8_addresses_reach_an_smtputf8_server(world):
     got = world.sink.messages[0]
     assert got.mail_from == "jörg@example.org" and got.rcpt_tos == ["ü@remote.test"]
     assert "SMTPUTF8" in got.mail_options
+
+
+def test_unreachable_host_is_retried_until_it_answers(world):
+    world.dns.add("later.test", "MX", "10 mx.later.test.")
+    world.dns.add("mx.later.test", "A", "127.0.0.2")  # nothing listens there yet
+    world.start_runner()
+    qid = submit(world, "alice@example.org", ["x@later.test"])
+    world.wait_for(lambda: "connect to mx.later.test[127.0.0.2]" in
+                   (world.queue.dir.load(qid).recipients[0].last_error or ""), what="a deferral")
+    assert world.queue.dir.load(qid).recipients[0].status == "pending"
+    world.dns.zone[("mx.later.test", "A")] = ["127.0.0.1"]  # the host comes back
+    world.wait_for(lambda: world.sink.messages, timeout=15, what="delivery on retry")
+    assert world.sink.messages[0].rcpt_tos == ["x@later.test"]

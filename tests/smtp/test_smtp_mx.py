@@ -121,3 +121,27 @@ def test_authenticated_client_may_relay_through_mx(mailsys, client_ssl_context):
         c.login("alice@example.org", "secret")
         c.mail("alice@example.org")
         assert c.rcpt("someone@ext.test")[0] == 250
+
+
+def test_mail_log_lines_carry_the_queue_id(mailsys, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="pymail.maillog")
+    mailsys.smtp.trusted_networks = []
+    port = mailsys.listen("mx")
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+        c.ehlo("client.test")
+        c.mail("a@remote.test")
+        assert c.rcpt("x@ext.test")[0] == 554
+        c.rcpt("alice@example.org")
+        code, msg = c.data(MSG)
+        queue_id = msg.split()[-1].decode()
+    mailsys.wait_for(lambda: not mailsys.queued(), what="delivery")
+    lines = [r.getMessage() for r in caplog.records if r.name == "pymail.maillog"]
+    assert any(line.startswith("connect from [127.0.0.1]:") and "role=mx" in line for line in lines)
+    assert any(line.startswith(f"{queue_id}: reject: RCPT from [127.0.0.1]: 554 5.7.1") for line in lines)
+    assert f"{queue_id}: client=[127.0.0.1], helo=client.test" in lines
+    assert any(line.startswith(f"{queue_id}: from=<a@remote.test>, size=") for line in lines)
+    assert any(line.startswith(f"{queue_id}: to=<alice@example.org>, relay=local") and "status=sent" in line
+               for line in lines)
+    assert f"{queue_id}: removed" in lines
