@@ -34,7 +34,8 @@ class DataPhase:
         hide = self.settings.hide_submitter_ip and self.auth_user is not None
         header = received_header(
             helo=self.helo or "unknown", peer_ip=self.peer_ip, hostname=self.ctx.hostname,
-            protocol=protocol_name(self.lmtp, self.core.extended, self.secure, self.auth_user is not None),
+            protocol=protocol_name(self.lmtp, self.core.extended, self.secure, self.auth_user is not None,
+                                   bool(txn.params.get("smtputf8"))),
             queue_id=txn.queue_id, tls_info=self.io.tls_info() if self.secure else "",
             auth_user=self.auth_user, recipient=one, hide_client=hide)
         txn.writer.write(header)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import email.utils
 
 
-def protocol_name(lmtp: bool, extended: bool, tls: bool, authenticated: bool) -> str:
-    """RFC 3848: SMTP, ESMTP, ESMTPS, ESMTPA, ESMTPSA, LMTP, LMTPS, LMTPA, LMTPSA."""
+def protocol_name(lmtp: bool, extended: bool, tls: bool, authenticated: bool,
+                  utf8: bool = False) -> str:
+    """RFC 3848: SMTP, ESMTP, ESMTPS, ESMTPA, ESMTPSA, LMTP, LMTPS, LMTPA, LMTPSA; with SMTPUTF8
+    RFC 6531 §3.7.3: UTF8SMTP, UTF8SMTPS, UTF8SMTPA, UTF8SMTPSA (UTF8LMTP... for LMTP)."""
     if not extended and not lmtp:
         return "SMTP"
-    base = "LMTP" if lmtp else "ESMTP"
+    base = ("UTF8LMTP" if utf8 else "LMTP") if lmtp else ("UTF8SMTP" if utf8 else "ESMTP")
     return base + ("S" if tls else "") + ("A" if authenticated else "")
 
 

@@ -279,3 +279,14 @@ def test_data_reader_matches_the_rfc_reading(parts, cuts):
                 break
     assert ended
     assert bytes(got) == reference_data(stream)
+
+
+@pytest.mark.parametrize("args,name", [
+    ((False, False, False, False), "SMTP"), ((False, True, False, False), "ESMTP"),
+    ((False, True, True, True), "ESMTPSA"), ((True, True, False, False), "LMTP"),
+    ((False, True, True, False, True), "UTF8SMTPS"), ((False, True, False, True, True), "UTF8SMTPA"),
+])
+def test_received_protocol_names(args, name):
+    from pymail.smtp.received import protocol_name
+
+    assert protocol_name(*args) == name  # RFC 3848, RFC 6531 §3.7.3
