@@ -87,3 +87,23 @@ def test_restart_with_mail_in_the_queue(reactor, tmp_path, tls_context, dns_serv
         assert sorted(m.content.split(b" id ")[1][:18].decode() for m in sink.messages) == sorted(ids)
     finally:
         second.close()
+
+
+def test_pymail_queue_command(world, tmp_path, capsys):
+    """The admin CLI (`pymail queue ...`) on a queue with one deferred message."""
+    from pymail.cli.main import main
+
+    world.sink.handler.rcpt_replies["x@remote.test"] = ["451 4.3.0 later"]
+    qid = send(world.listen("mx"), ["x@remote.test"])
+    config = tmp_path / "pymail.toml"
+    config.write_text(f'[server]\nvar_dir = "{tmp_path}"\n\n[queue]\ndirectory = "{world.queue.dir.root}"\n')
+    assert main(["--config", str(config), "queue", "list"]) == 0
+    assert qid in capsys.readouterr().out
+    assert main(["--config", str(config), "queue", "hold", qid]) == 0
+    assert capsys.readouterr().out.strip() == f"{qid}: held"
+    assert main(["--config", str(config), "queue", "show", qid]) == 0
+    assert "held: yes" in capsys.readouterr().out
+    assert main(["--config", str(config), "queue", "delete", qid]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(config), "queue", "show", qid]) == 1
+    assert "no such message" in capsys.readouterr().err
