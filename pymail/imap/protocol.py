@@ -31,6 +31,7 @@ from pymail.imap.settings import ImapSettings
 log = logging.getLogger("pymail.imap")
 
 _CLOSED = object()
+SHUTDOWN_BYE = b"* BYE [UNAVAILABLE] Server shutting down, please reconnect\r\n"
 
 
 def _is_starttls(data: bytes) -> bool:
@@ -54,6 +55,8 @@ class ImapProtocol(Protocol):
         self._autologout = None
         self._inflater = None
         self._deflater = None
+        self._running: str | None = None  # the command being executed
+        self._draining = False
         self._user: str | None = None
         self.remote_ip = "0.0.0.0"
 
@@ -68,6 +71,7 @@ class ImapProtocol(Protocol):
             self.transport.loseConnection()
             return
         self._ip_claimed = True
+        self.factory.live.add(self)
         self._arm_autologout()
         caps = " ".join(self.session.capabilities())
         self.transport.write(f"* OK [CAPABILITY {caps}] {self.factory.hostname} IMAP4rev1 ready\r\n".encode())
@@ -75,6 +79,7 @@ class ImapProtocol(Protocol):
 
     def connectionLost(self, reason=None) -> None:
         self._closed = True
+        self.factory.live.discard(self)
         if self._autologout is not None and self._autologout.active():
             self._autologout.cancel()
         if getattr(self, "_ip_claimed", False):
@@ -186,16 +191,30 @@ class ImapProtocol(Protocol):
             except ParseError as e:
                 self.send(serialize.tagged(e.tag or "*", "BAD", str(e)))
                 continue
+            self._running = cmd.name
             try:
                 await self.session.execute(cmd)
             except Exception:
                 log.exception("imap: %s failed", cmd.name)
                 self.send(serialize.tagged(cmd.tag, "NO", "[SERVERBUG] Internal error; see the server log"))
+            finally:
+                self._running = None
             if cmd.name == "STARTTLS":
                 self._discard = False
+            if self._draining and not self._closed:
+                self.send(SHUTDOWN_BYE)
+                self.close()
             if self.session.state == LOGOUT or self._closed:
                 break
         await self.session.close()
+
+    def shutdown(self) -> None:
+        """The server is draining: say BYE now if the session is between commands or in IDLE,
+        else right after the command in progress (RFC 3501 §7.1.5)."""
+        self._draining = True
+        if self._running in (None, "IDLE") and not self._closed:
+            self.send(SHUTDOWN_BYE)
+            self.close()
 
     # --- what the session calls ------------------------------------------------------------
     def send(self, data: bytes) -> None:
@@ -266,7 +285,14 @@ class ImapFactory(Factory):
         self.hostname = getattr(ctx, "hostname", "localhost")
         self.per_ip: collections.Counter = collections.Counter()
         self.idle_hub = IdleHub(self.settings.idle_poll)
+        self.live: set[ImapProtocol] = set()
         self.per_user: collections.Counter = collections.Counter()
+
+    def stopFactory(self) -> None:
+        """The listener stopped (server drain): sessions get a BYE instead of waiting out the
+        grace period in IDLE."""
+        for proto in list(self.live):
+            proto.shutdown()
 
     def buildProtocol(self, addr):
         p = ImapProtocol(self)

@@ -108,3 +108,21 @@ def test_many_pipelined_commands(raw):
         if ln.startswith(b"n"):
             got.append(int(ln.split(b" ")[0][1:]))
     assert got == list(range(300))
+
+
+def test_drain_says_bye(make_server):
+    from pymail.testing import reactor_thread
+
+    srv = make_server()
+    idle, between = Raw(srv.port), Raw(srv.port)
+    for r in (idle, between):
+        r.send(f"L LOGIN {USER} {PASSWORD}\r\n".encode())
+        r.until(b"L")
+    idle.send(b"s SELECT INBOX\r\ni IDLE\r\n")
+    idle.until(b"s")
+    assert idle.line() == b"+ idling\r\n"
+    reactor_thread.call(srv.port_obj.stopListening)
+    for r in (idle, between):
+        r.sock.settimeout(5)
+        assert r.line().startswith(b"* BYE [UNAVAILABLE] Server shutting down")
+        assert r.closed()
