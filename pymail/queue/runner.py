@@ -28,6 +28,20 @@ from pymail.runtime import run_blocking
 log = logging.getLogger(__name__)
 
 
+def _daemon_thread(*args, **kwargs):
+    import threading
+
+    thread = threading.Thread(*args, **kwargs)
+    thread.daemon = True  # a server that exits without queue.stop() must not hang on them
+    return thread
+
+
+class DeliveryPool(ThreadPool):
+    """The runner's own threads (daemon: a delivery cut short is redone, RFC 5321 §6.1)."""
+
+    threadFactory = staticmethod(_daemon_thread)
+
+
 class DeliveryRunner:
     def __init__(self, queue):
         self.queue = queue
@@ -49,7 +63,7 @@ class DeliveryRunner:
         if self._pool is None:
             # Deliveries wait on remote servers for minutes at worst: they get their own threads
             # so SMTP sessions never queue behind them for a directory lookup or a commit.
-            self._pool = ThreadPool(0, max(1, self.settings.max_parallel), name="pymail-delivery")
+            self._pool = DeliveryPool(0, max(1, self.settings.max_parallel), name="pymail-delivery")
             self._pool.start()
         d = run_blocking(self.queue.dir.recover)
         d.addCallback(lambda removed: removed and log.info("queue: removed %d unacknowledged orphans", len(removed)))
