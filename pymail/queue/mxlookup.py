@@ -66,5 +66,3 @@ def smarthost(settings) -> list[tuple[str, str, int]]:
     if not host:
         host, port = settings.smarthost, "25"
     return [(host, host, int(port))]
-
-# -- sessions ----------------------------------------------------------------------------------

@@ -27,3 +27,20 @@ class QueueSettings:
     outbound_tls: bool = True  # opportunistic STARTTLS (no certificate check, RFC 7435)
     bounce_max_body: int = 256 * 1024  # return the full message in a DSN up to this size
     delay_warning_time: float = 0.0  # send one "delayed" DSN after this long (0: never, as Postfix)
+
+    def validate(self) -> None:
+        """Called by pymail.config: a ValueError here names the bad setting."""
+        if self.smarthost:
+            host, sep, port = self.smarthost.rpartition(":")
+            if sep and (not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536):
+                raise ValueError(f"smarthost: {self.smarthost!r} is not host or host:port")
+        if self.smarthost_tls not in ("starttls", "implicit", "none"):
+            raise ValueError(f"smarthost_tls: {self.smarthost_tls!r} is not starttls, implicit or none")
+        for name in ("scan_interval", "min_backoff", "max_backoff", "connect_timeout",
+                     "command_timeout", "dns_timeout", "max_lifetime"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: must be more than 0")
+        if self.max_parallel < 1:
+            raise ValueError("max_parallel: must be 1 or more")
+        if not 0 < self.remote_port < 65536 or not 0 < self.dns_port < 65536:
+            raise ValueError("remote_port/dns_port: not a TCP/UDP port")

@@ -207,7 +207,7 @@ class ServerCore:
 
     def _bdat(self, arg: str):
         words = arg.split()
-        if not words or len(words) > 2 or not words[0].isdigit() or (
+        if not words or len(words) > 2 or not (words[0].isascii() and words[0].isdigit()) or (
                 len(words) == 2 and words[1].upper() != "LAST"):
             raise SmtpError(501, "5.5.4", "Syntax: BDAT size [LAST]")
         size, last = int(words[0]), len(words) == 2

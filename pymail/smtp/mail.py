@@ -45,7 +45,7 @@ class MailPhase:
         out: dict = {}
         for key, value in path.params.items():
             if key == "SIZE":
-                if value is None or not value.isdigit():
+                if value is None or not (value.isascii() and value.isdigit()):
                     raise SmtpError(501, "5.5.4", "Bad SIZE parameter")
                 if int(value) > self.settings.max_message_size:
                     raise SmtpError(552, "5.3.4", "Message size exceeds fixed maximum message size")

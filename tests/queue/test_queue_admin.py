@@ -107,3 +107,16 @@ def test_pymail_queue_command(world, tmp_path, capsys):
     capsys.readouterr()
     assert main(["--config", str(config), "queue", "show", qid]) == 1
     assert "no such message" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("toml,key", [
+    ('smarthost = "relay:x"', "smarthost"), ('smarthost_tls = "maybe"', "smarthost_tls"),
+    ("max_parallel = 0", "max_parallel"), ("scan_interval = 0", "scan_interval"),
+])
+def test_bad_queue_settings_are_refused(toml, key):
+    from pymail.config import ConfigError, parse_config
+    import tomllib
+
+    with pytest.raises(ConfigError) as exc:
+        parse_config(tomllib.loads("[queue]\n" + toml))
+    assert key in str(exc.value)

@@ -290,3 +290,9 @@ def test_received_protocol_names(args, name):
     from pymail.smtp.received import protocol_name
 
     assert protocol_name(*args) == name  # RFC 3848, RFC 6531 §3.7.3
+
+
+def test_non_ascii_digits_are_not_numbers():
+    d = Driver()
+    out = d.feed("EHLO c\r\nBDAT ²\r\nMAIL FROM:<a@b> SIZE=²\r\nNOOP\r\n".encode())
+    assert codes(out) == ["250", "501", "250", "250"]  # SIZE=² is checked by the session, not here

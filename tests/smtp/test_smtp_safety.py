@@ -255,3 +255,11 @@ def test_bad_parameters_count_towards_the_error_limit(mailsys):
     codes = [read_reply(f)[-1][:3] for _ in range(5)]
     assert codes == [b"250", b"501", b"501", b"501", b"421"]
     s.close()
+
+
+def test_size_with_non_ascii_digits(mailsys):
+    port = mailsys.listen("mx")
+    s, f = connect(port)
+    s.sendall("EHLO c\r\nMAIL FROM:<a@ext.test> SIZE=²\r\nBDAT ³\r\nNOOP\r\n".encode())
+    assert [read_reply(f)[-1][:9] for _ in range(4)] == [b"250 START", b"501 5.5.4", b"501 5.5.4", b"250 2.0.0"]
+    s.close()
