@@ -25,7 +25,7 @@ from pymail.imap import serialize
 from pymail.imap.idlehub import IdleHub
 from pymail.imap.parser import (CommandFramer, Continue, Fatal, Frame, ParseError, Refused,
                                 parse_command)
-from pymail.imap.session import LOGOUT, Session
+from pymail.imap.session import LOGOUT, NOT_AUTHENTICATED, Session
 from pymail.imap.settings import ImapSettings
 
 log = logging.getLogger("pymail.imap")
@@ -199,6 +199,8 @@ class ImapProtocol(Protocol):
                 self.send(serialize.tagged(cmd.tag, "NO", "[SERVERBUG] Internal error; see the server log"))
             finally:
                 self._running = None
+            if not self._closed:
+                self._arm_autologout()  # inactivity counts from the end of the command
             if cmd.name == "STARTTLS":
                 self._discard = False
             if self._draining and not self._closed:
@@ -266,10 +268,12 @@ class ImapProtocol(Protocol):
     def _arm_autologout(self) -> None:
         from twisted.internet import reactor
 
+        delay = self.settings.autologout if self.session.state != NOT_AUTHENTICATED \
+            else min(self.settings.login_timeout, self.settings.autologout)
         if self._autologout is not None and self._autologout.active():
-            self._autologout.reset(self.settings.autologout)
+            self._autologout.reset(delay)
             return
-        self._autologout = reactor.callLater(self.settings.autologout, self._autologout_fired)
+        self._autologout = reactor.callLater(delay, self._autologout_fired)
 
     def _autologout_fired(self) -> None:
         self.send(b"* BYE Autologout; idle for too long\r\n")

@@ -126,3 +126,20 @@ def test_drain_says_bye(make_server):
         r.sock.settimeout(5)
         assert r.line().startswith(b"* BYE [UNAVAILABLE] Server shutting down")
         assert r.closed()
+
+
+def test_login_timeout_is_shorter_than_autologout(make_server):
+    srv = make_server(login_timeout=0.5, autologout=60)
+    r = Raw(srv.port)
+    r.sock.settimeout(3)
+    assert r.line() == b"* BYE Autologout; idle for too long\r\n"
+    r2 = Raw(srv.port)
+    r2.send(f"L LOGIN {USER} {PASSWORD}\r\n".encode())
+    r2.until(b"L")
+    r2.sock.settimeout(1.0)
+    import socket as _socket
+    try:
+        r2.line()
+        raise AssertionError("logged-in session was dropped by the login timeout")
+    except _socket.timeout:
+        pass
