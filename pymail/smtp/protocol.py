@@ -113,7 +113,12 @@ class SmtpProtocol(protocol.Protocol, TimeoutMixin):
     def _pump(self) -> None:
         core = self.core
         while not self._busy and not core.closed:
-            event = core.next_event()
+            try:
+                event = core.next_event()
+            except Exception:  # a parser bug must cost this client a 421, not a traceback loop
+                log.exception("SMTP core error from [%s]", self.peer_ip)
+                core.close(Reply(421, "4.3.0", f"{self.factory.ctx.hostname} Internal error, closing"))
+                break
             if event is None:
                 break
             self.resetTimeout()

@@ -230,7 +230,10 @@ PIECES = [b"EHLO x\r\n", b"HELO x\r\n", b"MAIL FROM:<a@b>\r\n", b"RCPT TO:<c@d>\
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.one_of(st.sampled_from(PIECES), st.binary(max_size=40)), max_size=40),
+@given(st.lists(st.one_of(st.sampled_from(PIECES), st.binary(max_size=40),
+                          st.tuples(st.sampled_from(["MAIL FROM:", "RCPT TO:", "BDAT ", "EHLO ", "AUTH ", ""]),
+                                    st.text(max_size=20)).map(lambda t: (t[0] + t[1] + "\r\n").encode())),
+                max_size=40),
        st.integers(min_value=1, max_value=50), st.booleans())
 def test_random_input_never_crashes_and_replies_are_well_formed(pieces, cut, lmtp):
     d = Driver(lmtp=lmtp, max_line=200)
