@@ -56,6 +56,11 @@ class MailSystem:
         reactor_thread.call(self.queue.runner.start)
         self.runner_started = True
 
+    def stop_runner(self) -> None:
+        from pymail.testing import reactor_thread
+
+        reactor_thread.call(self.queue.runner.stop)
+
     def add_user(self, address: str, password: str = "secret", **quota) -> None:
         domain = address.rpartition("@")[2]
         if not self.directory.is_local_domain(domain):

@@ -110,7 +110,7 @@ def test_bare_postmaster_is_accepted(mailsys):
 
 def test_authenticated_client_may_relay_through_mx(mailsys, client_ssl_context):
     mailsys.smtp.trusted_networks = []
-    mailsys.queue.runner.stop()
+    mailsys.stop_runner()
     port = mailsys.listen("mx")
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
         c.starttls(context=client_ssl_context)

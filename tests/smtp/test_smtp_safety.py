@@ -64,7 +64,7 @@ def data_session(port, body: bytes) -> list[bytes]:
 
 @pytest.mark.parametrize("marker", [b"\n.\n", b"\n.\r\n", b"\r\n.\n", b"\r.\r", b"\r\n.\r", b"\r.\r\n"])
 def test_smtp_smuggling_bare_lf_or_cr_dot_does_not_end_data(mailsys, marker):
-    mailsys.queue.runner.stop()
+    mailsys.stop_runner()
     port = mailsys.listen("mx")
     smuggled = (b"Subject: one\r\n\r\nfirst" + marker + b"MAIL FROM:<admin@example.org>\r\n"
                 b"RCPT TO:<bob@example.org>\r\nDATA\r\nSubject: forged\r\n\r\nforged\r\n.\r\n")
@@ -180,7 +180,7 @@ def test_bad_command_limit(mailsys):
 
 
 def test_dsn_and_esmtp_parameters_are_kept_in_the_envelope(mailsys):
-    mailsys.queue.runner.stop()
+    mailsys.stop_runner()
     port = mailsys.listen("mx")
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
         c.ehlo("c")
@@ -209,7 +209,7 @@ def test_non_ascii_address_needs_smtputf8(mailsys):
 
 def test_large_message_streams_through_bdat_and_data(mailsys):
     """A 12 MB message in DATA and in BDAT chunks arrives intact (flow control, no buffering)."""
-    mailsys.queue.runner.stop()
+    mailsys.stop_runner()
     port = mailsys.listen("mx")
     line = b"y" * 998 + b"\r\n"
     body = b"Subject: big\r\n\r\n" + line * 12000
