@@ -31,6 +31,9 @@ class MailSystem:
         self.config.queue.connect_timeout = 5.0
         self.config.queue.command_timeout = 10.0
         self.config.queue.dns_timeout = 3.0
+        # Never ask the real DNS from a test: a closed port on loopback unless a test runs its own.
+        self.config.queue.dns_nameservers = ["127.0.0.1"]
+        self.config.queue.dns_port = 9
         for key, value in queue_settings.items():
             setattr(self.config.queue, key, value)
         self.directory = Directory(f"sqlite:///{self.root / 'directory.sqlite'}", bcrypt_rounds=4)

@@ -83,7 +83,7 @@ def test_open_relay_refused_in_every_address_form(mailsys, address):
 
 @pytest.mark.parametrize("address", ["user@ext.test", "@example.org:user@ext.test"])
 def test_trusted_network_may_relay(mailsys, address):
-    mailsys.queue.settings.run_delivery = False
+    mailsys.stop_runner()  # nothing leaves: the test looks at acceptance only
     port = mailsys.listen("mx")  # 127.0.0.1 is in the default trusted_networks
     replies = talk(port, [b"EHLO client.test", b"MAIL FROM:<a@example.org>",
                           b"RCPT TO:<" + address.encode() + b">"])
