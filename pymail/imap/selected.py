@@ -28,6 +28,22 @@ def unclaimed_recent(mailbox) -> int:
         return mailbox.uidnext
 
 
+def _lookup(mailbox, uids: set) -> dict:
+    """uid → MessageRecord for ``uids`` that still exist: one query each for a few, one scan
+    of ``records()`` for many (or when the store has no per-uid lookup)."""
+    if not uids:
+        return {}
+    record = getattr(mailbox, "record", None)
+    if record is None or len(uids) > 2000:
+        return {r.uid: r for r in mailbox.records() if r.uid in uids}
+    out = {}
+    for uid in uids:
+        r = record(uid)
+        if r is not None:
+            out[uid] = r
+    return out
+
+
 class SelectedMailbox:
     def __init__(self, name: str, mailbox, readonly: bool):
         self.name = name
@@ -64,8 +80,9 @@ class SelectedMailbox:
         self._note_keywords()
         self._announced_keywords = set(self.keywords)
 
-    def _note_keywords(self) -> None:
-        for fl in self.flags.values():
+    def _note_keywords(self, uids=None) -> None:
+        flagsets = self.flags.values() if uids is None else (self.flags.get(u, ()) for u in uids)
+        for fl in flagsets:
             for f in fl:
                 if not f.startswith("\\"):
                     self.keywords.add(f)
@@ -137,7 +154,9 @@ class SelectedMailbox:
             if r.uid in self.flags:
                 self.flags[r.uid] = r.flags
                 self.modseqs[r.uid] = r.modseq
-        self._note_keywords()
+                for f in r.flags:
+                    if not f.startswith("\\"):
+                        self.keywords.add(f)
 
     def refresh(self, allow_expunge: bool, with_uid: bool = False) -> list[bytes]:
         """Untagged responses for what changed since the last refresh."""
@@ -146,19 +165,25 @@ class SelectedMailbox:
         out: list[bytes] = []
         changed_flags: list[int] = []
         if res.added or res.expunged or res.flag_changes:
-            current = {r.uid: r for r in mb.records()}
-            known = set(self.uids)
-            for uid in self.uids:
-                if uid not in current:
+            wanted = set(res.added) | set(res.flag_changes)
+            current = _lookup(mb, wanted)  # only what changed: cheap on a 100k mailbox
+            known = self.flags
+            for uid in res.expunged:
+                if uid in known:
                     self.gone.add(uid)
-            for uid in list(res.flag_changes) + [u for u in self.uids if u in current and
-                                                  current[u].flags != self.flags.get(u)]:
+            for uid in wanted:
+                if uid not in current and uid in known:  # changed, then expunged meanwhile
+                    self.gone.add(uid)
+            for uid in sorted(wanted & known.keys()):
                 r = current.get(uid)
-                if r is not None and uid in known and uid not in self.gone and r.flags != self.flags.get(uid):
+                if r is None or uid in self.gone:
+                    continue
+                self.modseqs[uid] = r.modseq
+                if r.flags != known[uid]:
                     self.flags[uid] = r.flags
-                    self.modseqs[uid] = r.modseq
                     changed_flags.append(uid)
-            new = sorted(u for u in current if u not in known and u > (self.uids[-1] if self.uids else 0))
+            last = self.uids[-1] if self.uids else 0
+            new = sorted(u for u in res.added if u in current and u not in known and u > last)
             if new:
                 for uid in new:
                     self.uids.append(uid)
@@ -168,7 +193,7 @@ class SelectedMailbox:
                 if not self.readonly:
                     self.recent |= set(mb.claim_recent()) & set(new)
                 self.uidnext = max(mb.uidnext, self.uids[-1] + 1)
-            self._note_keywords()
+            self._note_keywords(changed_flags + new)
         out += self.keyword_lines()
         if allow_expunge and self.gone:
             out += self.announce_expunges(self.gone)
