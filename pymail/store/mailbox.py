@@ -326,6 +326,16 @@ class Mailbox(IndexSync, ParseCache):
         return expand_uidl(fmt, uid, self.uidvalidity, base, guid,
                             lambda: self._header_md5(uid))
 
+    def pop3_uidls(self, fmt: str = "%08Xu%08Xv") -> dict[int, str]:
+        """pop3_uidl() of every message with one index query (POP3 UIDL at login)."""
+        uidvalidity = self.uidvalidity
+        out = {}
+        for uid, base, pop3, guid in self.index.db.execute(
+                "SELECT uid, base, pop3, COALESCE(guid, base) FROM records ORDER BY uid"):
+            out[uid] = pop3 or expand_uidl(fmt, uid, uidvalidity, base, guid,
+                                           lambda u=uid: self._header_md5(u))
+        return out
+
     def _header_md5(self, uid: int) -> str:
         import hashlib
         with self.open_message(uid) as f:

@@ -69,6 +69,8 @@ def test_dovecot_maildir_served_as_is(dovecot_maildir):
     assert box.uidnext == 25023
     assert box.pop3_uidl(25020, "%08Xu%08Xv") == "0000abcd"           # the P field wins
     assert box.pop3_uidl(25006, "%08Xu%08Xv") == f"{25006:08x}{UIDVALIDITY:08x}"
+    assert box.pop3_uidls() == {u: box.pop3_uidl(u) for u in recs}
+    assert box.pop3_uidls("%f")[25017] == "1276533073.M242911P3632.kurkku"
     # CONDSTORE: modseqs start far above anything Dovecot (counting from 1) showed
     assert box.highest_modseq > 10**15
     assert all(r.modseq > 10**15 for r in recs.values())
