@@ -4,7 +4,7 @@ Nodes: ``("and", [nodes])``, ``("or", a, b)``, ``("not", n)``, ``("all",)``,
 ``("flag", name, wanted)``, ``("recent", wanted)``, ``("new",)``, ``("old",)``,
 ``("header", field, bytes)``, ``("body", bytes)``, ``("text", bytes)``, ``("larger", n)``,
 ``("smaller", n)``, ``("date", op, "internal"|"sent", date)``, ``("seq", SequenceSet)``,
-``("uid", SequenceSet)``, ``("modseq", n)``.
+``("uid", SequenceSet)``, ``("modseq", n)``, ``("older", seconds)``, ``("younger", seconds)``.
 """
 
 from __future__ import annotations
@@ -94,6 +94,8 @@ class _Keys:
             return (k.lower(), astring(self.next("string"), k))
         if k in ("LARGER", "SMALLER"):
             return (k.lower(), number(self.next("size"), k))
+        if k in ("OLDER", "YOUNGER"):  # RFC 5032 WITHIN: seconds before now (internal date)
+            return (k.lower(), number(self.next("interval"), k))
         if k in DATE_KEYS:
             op, which = DATE_KEYS[k]
             return ("date", op, which, parse_date(self.next("date")))

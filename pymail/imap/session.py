@@ -136,16 +136,16 @@ class Session:
             if not self.secure and self.ctx.tls is not None and not self.tls_started:
                 caps.append("STARTTLS")
             if self.plaintext_ok:
-                caps.append("AUTH=PLAIN")
+                caps += ["AUTH=PLAIN", "AUTH=LOGIN"]
             else:
                 caps.append("LOGINDISABLED")
             return caps
         caps += ["NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT", "CHILDREN", "LIST-EXTENDED", "MULTIAPPEND", "CATENATE",
-                 "LIST-STATUS", "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES",
+                 "LIST-STATUS", "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES", "WITHIN",
                  f"APPENDLIMIT={self.settings.max_literal_size}", "CONDSTORE", "QRESYNC", "BINARY", "SORT", "SORT=DISPLAY", "ESORT",
                  "CONTEXT=SEARCH", "CONTEXT=SORT",
                  "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "COMPRESS=DEFLATE",
-                 "UTF8=ACCEPT",
+                 "UTF8=ACCEPT", "STATUS=SIZE",
                  "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES"]
         return caps
 

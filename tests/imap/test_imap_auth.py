@@ -92,3 +92,28 @@ def test_id_namespace_enable(connect):
     assert data[0] == b'(("" "/")) NIL NIL'
     typ, data = c.enable("CONDSTORE")
     assert typ == "OK" and c.untagged_responses.pop("ENABLED") == [b"CONDSTORE"]
+
+
+def test_authenticate_login_mechanism(raw):
+    r = raw()
+    r.send(b"a AUTHENTICATE LOGIN\r\n")
+    assert r.line() == b"+ " + base64.b64encode(b"Username:") + b"\r\n"
+    r.send(base64.b64encode(USER.encode()) + b"\r\n")
+    assert r.line() == b"+ " + base64.b64encode(b"Password:") + b"\r\n"
+    r.send(base64.b64encode(PASSWORD.encode()) + b"\r\n")
+    assert r.until(b"a")[-1].startswith(b"a OK [CAPABILITY")
+
+
+def test_authenticate_login_with_initial_response_and_bad_password(raw):
+    r = raw()
+    r.send(b"a AUTHENTICATE LOGIN " + base64.b64encode(USER.encode()) + b"\r\n")
+    assert r.line() == b"+ " + base64.b64encode(b"Password:") + b"\r\n"
+    r.send(base64.b64encode(b"wrong") + b"\r\n")
+    assert r.until(b"a")[-1].startswith(b"a NO [AUTHENTICATIONFAILED]")
+
+
+def test_mechanisms_hidden_without_tls(make_server, connect):
+    srv = make_server(tls="starttls", allow_plaintext_auth=False)
+    r = connect(login=False, srv=srv)
+    typ, data = r._simple_command("AUTHENTICATE", "LOGIN")
+    assert typ == "NO" and b"PRIVACYREQUIRED" in data[0]

@@ -95,3 +95,24 @@ def test_esearch_and_searchres(box):
     typ, data = box.fetch("$", "(UID)")
     assert data == [b"3 (UID 3)"]
     assert s(box, "$") == [3]
+
+
+def test_within_older_younger(connect, store):
+    import time as _time
+
+    acct = store.account("alice@example.org")
+    acct.ensure()
+    acct.deliver(message("old"), internal_date=_time.time() - 2 * 86400)
+    acct.deliver(message("new"))
+    c = connect()
+    c.select("INBOX")
+    assert s(c, "OLDER", "86400") == [1]
+    assert s(c, "YOUNGER", "86400") == [2]
+    assert s(c, "YOUNGER", "300000") == [1, 2]
+
+
+def test_status_size(connect, store):
+    deliver(store, message("sz"))
+    c = connect()
+    typ, data = c.status("INBOX", "(SIZE)")
+    assert typ == "OK" and b"SIZE %d" % len(message("sz")) in data[0]

@@ -109,31 +109,42 @@ async def login(session, cmd):
     return await _login(session, astring(cmd.args[0], "user"), astring(cmd.args[1], "password"))
 
 
+async def _sasl_response(session, challenge: bytes, initial=None) -> bytes:
+    """One SASL step (RFC 3501 §6.2.2): the initial response if given (RFC 4959, "=" is empty),
+    else a ``+ challenge`` and the client's line; base64-decoded."""
+    if initial is not None:
+        response = astring(initial, "initial response")
+        if response == b"=":
+            response = b""
+    else:
+        session.send(b"+ " + base64.b64encode(challenge) + b"\r\n")
+        line = await session.io.next_line()
+        if line is None or line is session.io.CLOSED:
+            raise bad("Authentication aborted")
+        response = line.rstrip(b"\r\n")
+        if response == b"*":  # the client cancels
+            raise bad("Authentication cancelled")
+    try:
+        return base64.b64decode(response, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad("Invalid base64 in AUTHENTICATE response") from None
+
+
 @command("AUTHENTICATE", states=(NOT_AUTHENTICATED,))
 async def authenticate(session, cmd):
     if not cmd.args or len(cmd.args) > 2 or not isinstance(cmd.args[0], Atom):
         raise bad("AUTHENTICATE needs a mechanism name")
-    if cmd.args[0].upper() != "PLAIN":
+    mechanism = cmd.args[0].upper()
+    if mechanism not in ("PLAIN", "LOGIN"):
         raise ImapError("Unsupported authentication mechanism")
     if not session.plaintext_ok:
         raise ImapError("Use STARTTLS first", "PRIVACYREQUIRED")
-    if len(cmd.args) == 2:  # RFC 4959 SASL-IR; "=" is an empty initial response
-        response = astring(cmd.args[1], "initial response")
-        if response == b"=":
-            response = b""
-    else:
-        session.send(serialize.continuation(""))
-        line = await session.io.next_line()
-        if line is None:
-            raise bad("Authentication timed out")
-        response = line.rstrip(b"\r\n")
-        if response == b"*":  # RFC 3501 §6.2.2: the client cancels
-            raise bad("Authentication cancelled")
-    try:
-        decoded = base64.b64decode(response, validate=True)
-    except (binascii.Error, ValueError):
-        raise bad("Invalid base64 in AUTHENTICATE response") from None
-    parts = decoded.split(b"\0")
+    initial = cmd.args[1] if len(cmd.args) == 2 else None
+    if mechanism == "LOGIN":  # draft-murchison-sasl-login: user, then password
+        user = await _sasl_response(session, b"Username:", initial)
+        password = await _sasl_response(session, b"Password:")
+        return await _login(session, user, password)
+    parts = (await _sasl_response(session, b"", initial)).split(b"\0")
     if len(parts) != 3:
         raise bad("Malformed PLAIN response (RFC 4616)")
     authzid, authcid, password = parts

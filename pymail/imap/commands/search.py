@@ -9,6 +9,7 @@ needs it.
 from __future__ import annotations
 
 import datetime
+import time
 import email
 import email.errors
 import email.header
@@ -111,6 +112,7 @@ class Evaluator:
         self.view = view
         self.saved = set(session.saved_search)
         self.largest_uid = view.uids[-1] if view.uids else 0
+        self.now = time.time()
 
     def match(self, node, seq: int, uid: int, msg: Message) -> bool:
         kind = node[0]
@@ -137,6 +139,10 @@ class Evaluator:
             return rec.size < node[1]
         if kind == "modseq":
             return view.modseqs.get(uid, 0) >= node[1]
+        if kind == "older":
+            return rec.internal_date <= self.now - node[1]
+        if kind == "younger":
+            return rec.internal_date >= self.now - node[1]
         if kind == "seq":
             if node[1].saved:
                 return uid in self.saved
