@@ -27,6 +27,7 @@ from pymail.imap.parser import (CommandFramer, Continue, Fatal, Frame, ParseErro
                                 parse_command)
 from pymail.imap.session import LOGOUT, NOT_AUTHENTICATED, Session
 from pymail.imap.settings import ImapSettings
+from pymail.runtime import run_blocking
 
 log = logging.getLogger("pymail.imap")
 
@@ -56,6 +57,7 @@ class ImapProtocol(Protocol):
         self._inflater = None
         self._deflater = None
         self._running: str | None = None  # the command being executed
+        self._notify_polling = False
         self._draining = False
         self._user: str | None = None
         self.remote_ip = "0.0.0.0"
@@ -80,6 +82,7 @@ class ImapProtocol(Protocol):
     def connectionLost(self, reason=None) -> None:
         self._closed = True
         self.factory.live.discard(self)
+        self.factory.notify_sessions.discard(self)
         if self._autologout is not None and self._autologout.active():
             self._autologout.cancel()
         if getattr(self, "_ip_claimed", False):
@@ -252,6 +255,33 @@ class ImapProtocol(Protocol):
             self._closed = True
             self.transport.loseConnection()
 
+    def watch_notify(self) -> None:
+        """NOTIFY SET was given: poll this session's watched mailboxes (RFC 5465)."""
+        self.factory.notify_sessions.add(self)
+        self.factory.start_notify_loop()
+
+    def notify_tick(self):
+        """Called about once a second: send what changed in the watched mailboxes, between
+        commands or during IDLE only, one poll at a time."""
+        watch = self.session.notify
+        if watch is None or self._closed:
+            self.factory.notify_sessions.discard(self)
+            return None
+        if self._running not in (None, "IDLE") or self._notify_polling:
+            return None
+        self._notify_polling = True
+
+        def done(lines):
+            self._notify_polling = False
+            if lines and self.session.notify is watch:
+                self.send(b"".join(lines))
+
+        def failed(f):
+            self._notify_polling = False
+            log.warning("imap: NOTIFY poll failed: %s", f.value)
+
+        return run_blocking(watch.poll).addCallbacks(done, failed)
+
     @property
     def idle_hub(self):
         return self.factory.idle_hub
@@ -291,12 +321,31 @@ class ImapFactory(Factory):
         self.idle_hub = IdleHub(self.settings.idle_poll)
         self.live: set[ImapProtocol] = set()
         self.per_user: collections.Counter = collections.Counter()
+        self.notify_sessions: set[ImapProtocol] = set()
+        self._notify_loop = None
+
+    def start_notify_loop(self) -> None:
+        from twisted.internet import task
+
+        if self._notify_loop is None:
+            self._notify_loop = task.LoopingCall(self._notify_tick)
+            self._notify_loop.start(max(self.settings.idle_poll * 2, 0.2), now=False)
+
+    def _notify_tick(self) -> None:
+        for proto in list(self.notify_sessions):
+            proto.notify_tick()
+        if not self.notify_sessions and self._notify_loop is not None:
+            self._notify_loop.stop()
+            self._notify_loop = None
 
     def stopFactory(self) -> None:
         """The listener stopped (server drain): sessions get a BYE instead of waiting out the
         grace period in IDLE."""
         for proto in list(self.live):
             proto.shutdown()
+        if self._notify_loop is not None and self._notify_loop.running:
+            self._notify_loop.stop()
+            self._notify_loop = None
 
     def buildProtocol(self, addr):
         p = ImapProtocol(self)

@@ -94,6 +94,7 @@ class Session:
         self.enabled: set[str] = set()
         self.saved_search: list[int] = []  # RFC 5182 "$" (uids)
         self.contexts: dict = {}  # tag → UpdatingSearch (RFC 5267)
+        self.notify = None  # NotifyWatch (RFC 5465) once NOTIFY SET was given
         self.tls_started = False
         self.quota_limits: tuple[int | None, int | None] = (None, None)  # (bytes, messages)
 
@@ -106,6 +107,8 @@ class Session:
         old, self._selected = self._selected, view
         if old is not view:
             self.contexts.clear()  # updating searches end with their mailbox (RFC 5267 §4.3)
+            if self.notify is not None:  # the selected mailbox is reported the usual way
+                self.notify.selected_name = view.name if view is not None else None
         if old is not None and old is not view:
             from pymail.runtime import run_blocking
 
@@ -145,7 +148,7 @@ class Session:
                  f"APPENDLIMIT={self.settings.max_literal_size}", "CONDSTORE", "QRESYNC", "BINARY", "SORT", "SORT=DISPLAY", "ESORT",
                  "CONTEXT=SEARCH", "CONTEXT=SORT",
                  "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "COMPRESS=DEFLATE",
-                 "UTF8=ACCEPT", "STATUS=SIZE",
+                 "UTF8=ACCEPT", "STATUS=SIZE", "NOTIFY",
                  "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES"]
         return caps
 

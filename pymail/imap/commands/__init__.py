@@ -1,4 +1,4 @@
 """IMAP command handlers, one module per command group; importing this registers them all."""
 
-from pymail.imap.commands import (append, auth, fetch, idle, listing, mailbox, message, quota,  # noqa: F401
-                                  search, select, sort, store)
+from pymail.imap.commands import (append, auth, fetch, idle, listing, mailbox, message, notify,  # noqa: F401
+                                  quota, search, select, sort, store)
