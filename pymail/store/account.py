@@ -20,6 +20,7 @@ import random
 import shutil
 import sqlite3
 
+from pymail.store.atomic import replace_file
 from pymail.store import names as nm
 from pymail.store.dotlock import DotLock
 from pymail.store.errors import (ALREADYEXISTS, BADNAME, NONEXISTENT, NOPERM, StoreError)
@@ -217,7 +218,7 @@ class Account:
         path = os.path.join(self.root, SUBSCRIPTIONS_FILE)
         lines = "".join(".".join(nm.encode_utf7(p) for p in s.split("/")) + "\n"
                         for s in sorted(subs))
-        _replace_file(path, lines.encode("ascii"), self.store.fsync)
+        replace_file(path, lines.encode("ascii"), self.store.fsync)
 
     def subscribe(self, name: str) -> None:
         name = nm.normalize(name)
@@ -256,7 +257,7 @@ class Account:
             else:
                 uses[name] = use
             data = "".join(f"{n}\t{u}\n" for n, u in sorted(uses.items())).encode("utf-8")
-            _replace_file(path, data, self.store.fsync)
+            replace_file(path, data, self.store.fsync)
 
     # -- delivery and quota ------------------------------------------------------------------
 
@@ -271,15 +272,17 @@ class Account:
             self._quota.check(len(source), 1)
         tmp = folder.write_tmp(source, internal_date)
         try:
-            self._quota.check(tmp.size, 1)
-            uids, _ = folder.commit([(tmp, flags)])
+            # check, commit and count as one step (quota.py: exact under concurrency)
+            with self._quota.locked():
+                self._quota.check(tmp.size, 1)
+                uids, _ = folder.commit([(tmp, flags)])
+                self._quota.add(tmp.size, 1)
         except BaseException:
             try:
                 os.unlink(tmp.path)
             except FileNotFoundError:
                 pass
             raise
-        self._quota.add(tmp.size, 1)
         self._cache_parse(name, folder, uids[0], source)
         return DeliveryResult(name, uids[0], tmp.vsize)
 
@@ -326,8 +329,10 @@ class Account:
             if not pending:
                 return
             try:
-                self._quota.check(sum(t.size for t, _ in pending), len(pending))
-                folder.commit(pending)
+                with self._quota.locked():
+                    self._quota.check(sum(t.size for t, _ in pending), len(pending))
+                    folder.commit(pending)
+                    self._quota.add(sum(t.size for t, _ in pending), len(pending))
             except BaseException:
                 for tmp, _ in pending:
                     try:
@@ -335,7 +340,6 @@ class Account:
                     except FileNotFoundError:
                         pass
                 raise
-            self._quota.add(sum(t.size for t, _ in pending), len(pending))
             total += len(pending)
             pending.clear()
 
@@ -355,11 +359,3 @@ class Account:
         return [nm.normalize(n) for n in names]
 
 
-def _replace_file(path: str, data: bytes, fsync: bool) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        if fsync:
-            f.flush()
-            os.fsync(f.fileno())
-    os.rename(tmp, path)

@@ -16,6 +16,7 @@ import shutil
 import time
 from dataclasses import dataclass
 
+from pymail.store.atomic import replace_file
 from pymail.store import filename as fn
 from pymail.store import keywords as kw
 from pymail.store import uidlist as ul_mod
@@ -85,10 +86,7 @@ class Folder:
         except (FileNotFoundError, ValueError):
             pass
         value = max(int(time.time()), last + 1) & 0xFFFFFFFF or 1
-        tmp = f"{path}.{os.getpid()}"
-        with open(tmp, "wb") as f:
-            f.write(b"%d\n" % value)
-        os.rename(tmp, path)
+        replace_file(path, b"%d\n" % value, fsync=False)
         return value
 
     # -- writing messages --------------------------------------------------------------------

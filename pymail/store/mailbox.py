@@ -446,6 +446,10 @@ class Mailbox(IndexSync, ParseCache):
             rows = self._rows_for(db, wanted)
         if not rows:
             return []
+        with self.account._quota.locked():
+            return self._copy_locked(rows, dest, check_quota)
+
+    def _copy_locked(self, rows, dest, check_quota: bool) -> list[tuple[int, int]]:
         if check_quota:
             self.account._quota.check(sum(self._physical(r) for r in rows), len(rows))
         items, sources = [], []
@@ -496,6 +500,11 @@ class Mailbox(IndexSync, ParseCache):
         return self._expunge(None if uids is None else sorted(set(uids)), require_deleted=True)
 
     def _expunge(self, uids, require_deleted: bool) -> list[int]:
+        # Files disappear and the quota line is written under the quota lock (quota.py).
+        with self.account._quota.locked():
+            return self._expunge_locked(uids, require_deleted)
+
+    def _expunge_locked(self, uids, require_deleted: bool) -> list[int]:
         with self.index.write() as db:
             if uids is None:
                 rows = db.execute("SELECT uid, base, subdir, info, flags, modseq, vsize, mtime, "

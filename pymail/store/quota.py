@@ -10,17 +10,32 @@ concurrent writers never interleave).  The file is recalculated from the folders
 ``S=`` sizes) when it is missing, when its limit line differs from the caller's limits, or when
 it has grown past 5120 bytes, as the Maildir++ rules say.  Limits are the caller's (they live in
 the directory): ``Store.account(address, quota_bytes=..., quota_messages=...)``.
+
+Exactness: a recalculation scans the folders and replaces the file, so a change made while it
+scans would be lost or counted twice. ``Quota.locked()`` (an exclusive lock: a thread lock for
+this process plus ``flock`` on ``maildirsize.lock`` for other processes) is held around every
+"files appear or disappear + their maildirsize line" step and around each recalculation; the
+readers of mail never take it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import threading
+from contextlib import contextmanager
 
+from pymail.store.atomic import replace_file
 from pymail.store import filename as fn
 from pymail.store.errors import OVERQUOTA, StoreError
 
 NAME = "maildirsize"
+LOCK_NAME = "maildirsize.lock"
 RECALC_SIZE = 5120
+
+_thread_locks: dict[str, threading.RLock] = {}
+_thread_locks_guard = threading.Lock()
+_depth = threading.local()  # how deeply this thread holds each account's lock (re-entrant)
 
 
 class Quota:
@@ -31,6 +46,31 @@ class Quota:
         self.quota_bytes = quota_bytes or None
         self.quota_messages = quota_messages or None
         self.fsync = fsync
+
+    @contextmanager
+    def locked(self):
+        """Hold this account's quota lock (re-entrant within a thread)."""
+        with _thread_locks_guard:
+            rlock = _thread_locks.setdefault(self.path, threading.RLock())
+        held = _depth.__dict__.setdefault("held", {})
+        with rlock:
+            if held.get(self.path):
+                held[self.path] += 1
+                try:
+                    yield
+                finally:
+                    held[self.path] -= 1
+                return
+            fd = os.open(os.path.join(self.root, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                held[self.path] = 1
+                try:
+                    yield
+                finally:
+                    held[self.path] = 0
+            finally:
+                os.close(fd)  # releases the flock
 
     def limit_line(self) -> str:
         return f"{self.quota_bytes or 0}S,{self.quota_messages or 0}C"
@@ -70,17 +110,23 @@ class Quota:
     def add(self, delta_bytes: int, delta_messages: int) -> None:
         if delta_bytes == 0 and delta_messages == 0:
             return
-        if not os.path.exists(self.path):
-            self.recalculate()
-            return
-        line = f"{delta_bytes} {delta_messages}\n".encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-        try:
-            os.write(fd, line)
-        finally:
-            os.close(fd)
+        with self.locked():
+            if not os.path.exists(self.path):
+                self.recalculate()
+                return
+            line = f"{delta_bytes} {delta_messages}\n".encode()
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
 
     def recalculate(self) -> tuple[int, int]:
+        """Count every message of every folder and rewrite the file (under the lock)."""
+        with self.locked():
+            return self._recalculate()
+
+    def _recalculate(self) -> tuple[int, int]:
         msgs = used = 0
         for folder in _folders(self.root):
             for sub in ("new", "cur"):
@@ -100,13 +146,7 @@ class Quota:
                                 continue
                         msgs += 1
                         used += size
-        tmp = self.path + f".tmp.{os.getpid()}"
-        with open(tmp, "wb") as f:
-            f.write(f"{self.limit_line()}\n{used} {msgs}\n".encode())
-            if self.fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.rename(tmp, self.path)
+        replace_file(self.path, f"{self.limit_line()}\n{used} {msgs}\n".encode(), self.fsync)
         return msgs, used
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import time
 
+from pymail.store.atomic import replace_file
 from pymail.store import filename as fn
 from pymail.store import keywords as kw
 from pymail.store import uidlist as ul_mod
@@ -326,13 +327,7 @@ class IndexSync:
 
     def _write_floor(self, uidvalidity: int, floor: int) -> None:
         path = os.path.join(self.folder.path, MODSEQ_FILE)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(b"%d %d\n" % (uidvalidity, floor))
-            if self._fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.rename(tmp, path)
+        replace_file(path, b"%d %d\n" % (uidvalidity, floor), self._fsync)
 
 
 def _count_vsize(path: str) -> int:

@@ -387,3 +387,31 @@ def test_readers_do_not_wait_for_a_writer(account, monkeypatch):
     assert not t.is_alive(), "a reader waited for the writer"
     assert done["records"] == [1] and done["counts"] == (1, 1, 2)
     assert done["envelope"] == b"a" and done["sync"] == ([], [], [])
+
+
+def test_threads_delivering_to_one_account_with_quota(store):
+    """Deliveries from several threads of one process keep the quota file consistent and never
+    fail after the message is stored (their temporary control files used to collide)."""
+    import threading
+
+    acct = store.account("t@example.org", quota_bytes=10_000_000, quota_messages=1000)
+    acct.ensure()
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            for i in range(15):
+                acct.deliver(msg(f"thread {n} message {i}"))
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    box = acct.mailbox("INBOX")
+    box.sync()
+    assert box.count() == 90
+    assert acct.quota()[0] == 90
