@@ -18,8 +18,9 @@ import logging
 import zlib
 
 from twisted.internet import defer
-from twisted.internet.interfaces import ISSLTransport
+from twisted.internet.interfaces import IPushProducer, ISSLTransport
 from twisted.internet.protocol import Factory, Protocol
+from zope.interface import implementer
 
 from pymail.imap import serialize
 from pymail.imap.idlehub import IdleHub
@@ -40,6 +41,35 @@ def _is_starttls(data: bytes) -> bool:
     return len(parts) == 2 and parts[1].upper() == b"STARTTLS"
 
 
+@implementer(IPushProducer)
+class WriteGate:
+    """Registered with the transport during a bulk FETCH: the transport pauses it when its
+    write buffer is full, and ``drained()`` waits for the resume."""
+
+    def __init__(self):
+        self.paused = False
+        self._waiters: list[defer.Deferred] = []
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.callback(None)
+
+    def stopProducing(self) -> None:  # connection gone: let the command finish (sends are dropped)
+        self.resumeProducing()
+
+    def wait(self) -> defer.Deferred:
+        if not self.paused:
+            return defer.succeed(None)
+        d = defer.Deferred()
+        self._waiters.append(d)
+        return d
+
+
 class ImapProtocol(Protocol):
     CLOSED = _CLOSED
 
@@ -58,6 +88,7 @@ class ImapProtocol(Protocol):
         self._deflater = None
         self._running: str | None = None  # the command being executed
         self._notify_polling = False
+        self._gate: WriteGate | None = None
         self._draining = False
         self._user: str | None = None
         self.remote_ip = "0.0.0.0"
@@ -281,6 +312,26 @@ class ImapProtocol(Protocol):
             log.warning("imap: NOTIFY poll failed: %s", f.value)
 
         return run_blocking(watch.poll).addCallbacks(done, failed)
+
+    def begin_bulk(self) -> None:
+        if self._gate is not None or self._closed:
+            return
+        gate = WriteGate()
+        try:
+            self.transport.registerProducer(gate, True)
+        except RuntimeError:  # another producer is registered: go without back-pressure
+            return
+        self._gate = gate
+
+    def end_bulk(self) -> None:
+        if self._gate is not None:
+            self._gate = None
+            if not self._closed:
+                self.transport.unregisterProducer()
+
+    async def drained(self) -> None:
+        if self._gate is not None and not self._closed:
+            await self._gate.wait()
 
     @property
     def idle_hub(self):

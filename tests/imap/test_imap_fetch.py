@@ -143,3 +143,34 @@ def test_fetch_bad_syntax(raw, store):
     r.send(b"b FETCH 1 (BODY.PEEK[5])\r\n")  # a part that does not exist: empty
     lines = r.until(b"b")
     assert lines[0] == b'* 1 FETCH (BODY[5] "")\r\n'
+
+
+def test_bulk_fetch_waits_for_a_slow_reader(raw, server, store):
+    """A whole-mailbox BODY[] download is sent as the client reads it, not buffered at once."""
+    import time
+
+    body = ("x" * 1000 + "\r\n") * 500  # ~500 KB each
+    for i in range(30):
+        deliver(store, message(f"big{i}", body=body))
+    r = raw(login=True)
+    r.send(b"s SELECT INBOX\r\n")
+    r.until(b"s")
+    r.send(b"f FETCH 1:* (BODY.PEEK[])\r\n")
+    time.sleep(1.5)  # do not read: the server must stop producing
+    [proto] = [p for p in server.factory.live if p._gate is not None]
+    assert proto._gate.paused
+    buffered = len(proto.transport.dataBuffer) + sum(map(len, proto.transport._tempDataBuffer))
+    assert buffered < 4 << 20  # a batch or two (about 1 MB each), not the 15 MB mailbox
+    total = 0
+    r.sock.settimeout(20)
+    while True:
+        ln = r.line()
+        if ln.startswith(b"f "):
+            assert ln.startswith(b"f OK")
+            break
+        m = re.search(rb"\{(\d+)\}\r\n$", ln)
+        if m:
+            r.read_exact(int(m.group(1)))
+            total += 1
+    assert total == 30
+    assert proto._gate is None

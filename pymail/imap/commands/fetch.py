@@ -17,6 +17,24 @@ from pymail.imap.sequence import compress, parse_sequence_set
 from pymail.imap.session import SELECTED, ImapError, bad, command
 
 BATCH = 500
+BULK_BYTES = 1 << 20  # when message bodies are sent: about this much per batch
+
+
+def _batches(view, pairs, bulk: bool):
+    """Slices of ``pairs``: BATCH messages, or about BULK_BYTES of message when bodies go out."""
+    i = 0
+    while i < len(pairs):
+        if not bulk:
+            yield pairs[i:i + BATCH]
+            i += BATCH
+            continue
+        j, total = i, 0
+        while j < len(pairs) and (j == i or (total < BULK_BYTES and j - i < BATCH)):
+            rec = view.records.get(pairs[j][1])
+            total += rec.size if rec is not None else 0
+            j += 1
+        yield pairs[i:j]
+        i = j
 ENVELOPE_KEY = (("DATE", "SUBJECT", "FROM", "SENDER", "REPLY-TO", "TO", "CC", "BCC", "IN-REPLY-TO",
                  "MESSAGE-ID"), False)
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
@@ -289,15 +307,25 @@ async def fetch(session, cmd):
         if gone:
             session.untagged("VANISHED", "(EARLIER)", Atom(compress(gone)))
     expunged = False
-    for start in range(0, len(pairs), BATCH):
-        try:
-            data, gone = await session.blocking(build_batch, session, view, pairs[start:start + BATCH],
-                                                items, changedsince)
-        except UnknownCte as e:  # RFC 3516 §4.2
-            raise ImapError(str(e), "UNKNOWN-CTE") from None
-        expunged = expunged or gone
-        if data:
-            session.send(data)
+    # Message bodies go out in small batches, each after the client took the previous ones:
+    # a whole-mailbox BODY[] download never sits in memory (transport back-pressure).
+    bulk = any(needs_full_message(i) for i in items)
+    if bulk:
+        session.io.begin_bulk()
+    try:
+        for chunk in _batches(view, pairs, bulk):
+            try:
+                data, gone = await session.blocking(build_batch, session, view, chunk, items, changedsince)
+            except UnknownCte as e:  # RFC 3516 §4.2
+                raise ImapError(str(e), "UNKNOWN-CTE") from None
+            expunged = expunged or gone
+            if data:
+                session.send(data)
+            if bulk:
+                await session.io.drained()
+    finally:
+        if bulk:
+            session.io.end_bulk()
     if expunged:
         raise ImapError("Some of the requested messages no longer exist", "EXPUNGEISSUED")
     return "FETCH completed"
