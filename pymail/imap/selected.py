@@ -59,6 +59,7 @@ class SelectedMailbox:
         self.keywords: set[str] = set()
         self.condstore = False  # send MODSEQ in FETCH updates (RFC 7162 §3.2)
         self.qresync = False  # VANISHED instead of EXPUNGE (RFC 7162 §3.2.10)
+        self.rev2 = False  # IMAP4rev2 (RFC 9051): no \\Recent, no RECENT responses
         self.contexts: dict = {}  # the session's updating searches (RFC 5267), told of expunges
 
     # --- opening -------------------------------------------------------------------------
@@ -145,7 +146,7 @@ class SelectedMailbox:
 
     def flag_atoms(self, uid: int) -> list:
         flags = sorted(self.flags.get(uid, ()))
-        if uid in self.recent:
+        if uid in self.recent and not self.rev2:
             flags.append("\\Recent")
         return [Atom(f) for f in flags]
 
@@ -208,7 +209,8 @@ class SelectedMailbox:
         if self._announced_exists != len(self.uids):
             # The client's count: what it was told minus the EXPUNGEs it got since.
             out.append(serialize.untagged(len(self.uids), "EXISTS"))
-            out.append(serialize.untagged(len(self.recent), "RECENT"))
+            if not self.rev2:
+                out.append(serialize.untagged(len(self.recent), "RECENT"))
             self._announced_exists = len(self.uids)
         return out
 

@@ -122,8 +122,13 @@ class Session:
         self.send(serialize.untagged(*parts, utf8=self.utf8))
 
     @property
+    def rev2(self) -> bool:
+        return "IMAP4REV2" in self.enabled
+
+    @property
     def utf8(self) -> bool:
-        return "UTF8=ACCEPT" in self.enabled
+        # RFC 6855 UTF8=ACCEPT; IMAP4rev2 names mailboxes in UTF-8 too (RFC 9051 §5.1)
+        return "UTF8=ACCEPT" in self.enabled or "IMAP4REV2" in self.enabled
 
     @property
     def secure(self) -> bool:
@@ -134,7 +139,7 @@ class Session:
         return self.secure or bool(getattr(self.listener, "allow_plaintext_auth", False))
 
     def capabilities(self) -> list[str]:
-        caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"]
+        caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"]
         if self.state == NOT_AUTHENTICATED:
             if not self.secure and self.ctx.tls is not None and not self.tls_started:
                 caps.append("STARTTLS")

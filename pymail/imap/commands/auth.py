@@ -162,7 +162,7 @@ async def id_(session, cmd):
     return "ID completed"
 
 
-ENABLEABLE = {"CONDSTORE", "QRESYNC", "UTF8=ACCEPT"}
+ENABLEABLE = {"CONDSTORE", "QRESYNC", "UTF8=ACCEPT", "IMAP4REV2"}
 
 
 @command("ENABLE", states=AUTHED)
@@ -174,11 +174,14 @@ async def enable(session, cmd):
         if not isinstance(a, Atom):
             raise bad("ENABLE takes atoms")
         name = a.upper()
-        if name in ENABLEABLE and name not in session.enabled and name in session.capabilities():
+        if name in ENABLEABLE and name not in session.enabled and \
+                name in {c.upper() for c in session.capabilities()}:
             if name in ("CONDSTORE", "QRESYNC"):  # QRESYNC implies CONDSTORE (RFC 7162 §3.2.3)
                 await session.enable_condstore()
             if name == "QRESYNC" and session.selected is not None:
                 session.selected.qresync = True
+            if name == "IMAP4REV2" and session.selected is not None:
+                session.selected.rev2 = True
             session.enabled.add(name)
             newly.append(name)
     session.untagged("ENABLED" + "".join(" " + n for n in newly))

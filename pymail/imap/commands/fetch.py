@@ -71,7 +71,7 @@ SIMPLE_ITEMS = {"UID", "FLAGS", "MODSEQ", "RFC822.SIZE", "INTERNALDATE"}
 
 def _flags_text(view, uid: int) -> bytes:
     flags = sorted(view.flags.get(uid, ()))
-    if uid in view.recent:
+    if uid in view.recent and not view.rev2:
         flags.append("\\Recent")
     return ("FLAGS (" + " ".join(flags) + ")").encode("utf-8")
 

@@ -230,6 +230,8 @@ async def search(session, cmd):
         await session.enable_condstore()
     if uses_modseq and found:
         modseq = max(view.modseqs.get(u, 0) for _, u in found)
+    if returns is None and session.rev2:
+        returns = []  # RFC 9051 §6.4.4: IMAP4rev2 answers SEARCH with ESEARCH (ALL)
     if returns is None:
         text = "SEARCH" + "".join(f" {n}" for n in numbers)
         if modseq is not None:

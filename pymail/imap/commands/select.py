@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from pymail.imap.commands.mailbox import line_for, mailbox_name
+from pymail.imap.commands.mailbox import line_for, mailbox_name, wire_name
 from pymail.imap.parser import Atom, number
 from pymail.imap.selected import SelectedMailbox
 from pymail.imap.sequence import parse_sequence_set
@@ -36,7 +36,7 @@ async def select(session, cmd):
         raise bad(f"{cmd.name} takes one mailbox name")
     name = mailbox_name(session, cmd.args[0])
     # RFC 3501 §6.3.1: a failed SELECT leaves no mailbox selected; RFC 7162 §3.2.11: say so.
-    if session.selected is not None and "QRESYNC" in session.enabled:
+    if session.selected is not None and ("QRESYNC" in session.enabled or session.rev2):
         session.send(line_for(session, "OK", "[CLOSED] Previous mailbox closed"))
     session.selected = None
     session.state = AUTHENTICATED
@@ -60,14 +60,19 @@ async def select(session, cmd):
     view.condstore = "CONDSTORE" in session.enabled
     view.qresync = "QRESYNC" in session.enabled
     view.contexts = session.contexts
+    view.rev2 = session.rev2
     lines = [line_for(session, "FLAGS", [Atom(f) for f in view.flag_names()]),
              line_for(session, "OK", "[PERMANENTFLAGS (" + ("" if readonly else
                                 " ".join(view.flag_names() + ["\\*"])) + ")] Flags permitted"),
-             line_for(session, view.exists, "EXISTS"),
-             line_for(session, len(view.recent), "RECENT")]
-    unseen = view.first_unseen_seq()
-    if unseen is not None:
-        lines.append(line_for(session, "OK", f"[UNSEEN {unseen}] First unseen"))
+             line_for(session, view.exists, "EXISTS")]
+    if session.rev2:
+        # RFC 9051 §6.3.2: a LIST response names the mailbox; no RECENT, no [UNSEEN n]
+        lines.append(line_for(session, "LIST", [], b"/", wire_name(session, name)))
+    else:
+        lines.append(line_for(session, len(view.recent), "RECENT"))
+        unseen = view.first_unseen_seq()
+        if unseen is not None:
+            lines.append(line_for(session, "OK", f"[UNSEEN {unseen}] First unseen"))
     lines += [line_for(session, "OK", f"[UIDVALIDITY {uidvalidity}] UIDs valid"),
               line_for(session, "OK", f"[UIDNEXT {view.uidnext}] Predicted next UID"),
               line_for(session, "OK", f"[HIGHESTMODSEQ {highest}] Highest")]
