@@ -88,6 +88,7 @@ class Authenticator:
             _iface, avatar, logout = await self.portal.login(UsernamePassword(username, password), None,
                                                              IDirectoryUser)
         except UnauthorizedLogin:
+            self.limiter.failed(attempt)
             log.info("auth failed: user=%r ip=%s", _shown(username), remote_ip)
             await self._slow_down()
             raise AuthFailed() from None
@@ -96,6 +97,9 @@ class Authenticator:
             log.error("auth unavailable: %s", exc)
             await self._slow_down()
             raise AuthUnavailable() from None
+        except BaseException:
+            self.limiter.cancel(attempt)  # never leave an attempt in progress forever
+            raise
         logout()
         self.limiter.succeeded(attempt)
         return avatar.address

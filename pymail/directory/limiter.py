@@ -7,9 +7,12 @@ throttle that key until the oldest one ages out. IPv6 clients are counted per /6
 customer's allocation), IPv4 per address. A successful login clears that account's count, not
 the IP's. Memory is bounded: at most ``max_keys`` keys are tracked, oldest dropped first.
 
-Attempts are counted as failures when they start (``begin``) and taken back when they succeed
-(``succeeded``) or could not be checked (``cancel``): many logins sent in parallel cannot all
-slip past the limit before the first failure is recorded.
+Attempts in progress are counted apart from failures (``begin`` → ``succeeded`` / ``failed`` /
+``cancel``). A key with no failure is never throttled, however many logins run at once (one
+webmail host or NAT logs many users in at the same moment; imaptest opens 50 sessions of one
+user). Once a key has a failure, attempts in progress count as failures too, so parallel
+guesses cannot slip past the limit while the first ones are being checked. Before the first
+failure an attacker can have at most the per-IP connection limit of guesses in flight.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class FailureLimiter:
         self.clock = clock
         self.max_keys = max_keys
         self._failures: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
+        self._pending: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
     @staticmethod
@@ -81,29 +85,48 @@ class FailureLimiter:
             return (self._count(self.ip_key(remote_ip), now) >= self.max_failures_per_ip
                     or self._count(self.account_key(username), now) >= self.max_failures_per_user)
 
+    def _over(self, key: tuple[str, str], limit: int, now: float) -> bool:
+        failures = self._count(key, now)
+        return failures >= limit or (failures > 0 and failures + self._pending.get(key, 0) >= limit)
+
     def begin(self, remote_ip: str | None, username: str | bytes) -> Attempt | None:
-        """None when throttled; else an Attempt already counted as a failure."""
+        """None when throttled; else an Attempt, in progress until it is settled."""
         now = self.clock()
         attempt = Attempt(self.ip_key(remote_ip), self.account_key(username), now)
         with self._lock:
-            if (self._count(attempt.ip_key, now) >= self.max_failures_per_ip
-                    or self._count(attempt.account_key, now) >= self.max_failures_per_user):
+            if (self._over(attempt.ip_key, self.max_failures_per_ip, now)
+                    or self._over(attempt.account_key, self.max_failures_per_user, now)):
                 return None
-            self._add(attempt.ip_key, now)
-            self._add(attempt.account_key, now)
+            for key in (attempt.ip_key, attempt.account_key):
+                self._pending[key] = self._pending.get(key, 0) + 1
         return attempt
 
+    def _settle(self, attempt: Attempt) -> None:
+        for key in (attempt.ip_key, attempt.account_key):
+            left = self._pending.get(key, 0) - 1
+            if left > 0:
+                self._pending[key] = left
+            else:
+                self._pending.pop(key, None)
+
     def succeeded(self, attempt: Attempt) -> None:
-        """A good login: take the attempt back from the IP, clear the account."""
+        """A good login: clear the account's failures (the IP's stay)."""
         with self._lock:
-            self._take_back(attempt.ip_key, attempt.started)
+            self._settle(attempt)
             self._failures.pop(attempt.account_key, None)
+
+    def failed(self, attempt: Attempt) -> None:
+        """A bad password (or unknown user): one failure for the IP and for the account."""
+        now = self.clock()
+        with self._lock:
+            self._settle(attempt)
+            self._add(attempt.ip_key, now)
+            self._add(attempt.account_key, now)
 
     def cancel(self, attempt: Attempt) -> None:
         """The attempt could not be checked (directory down): it counts for nobody."""
         with self._lock:
-            self._take_back(attempt.ip_key, attempt.started)
-            self._take_back(attempt.account_key, attempt.started)
+            self._settle(attempt)
 
     def record_failure(self, remote_ip: str | None, username: str | bytes) -> None:
         now = self.clock()
@@ -117,17 +140,6 @@ class FailureLimiter:
         self._failures[key] = times  # most recently failed last
         while len(self._failures) > self.max_keys:
             self._failures.popitem(last=False)
-
-    def _take_back(self, key: tuple[str, str], started: float) -> None:
-        times = self._failures.get(key)
-        if times is None:
-            return
-        try:
-            times.remove(started)
-        except ValueError:
-            return
-        if not times:
-            del self._failures[key]
 
     def record_success(self, remote_ip: str | None, username: str | bytes) -> None:
         with self._lock:

@@ -189,7 +189,12 @@ def test_limiter_memory_is_bounded():
 
 
 def test_parallel_attempts_cannot_slip_past_the_limit(reactor, directory):
+    """Once an account has a failure, attempts in progress count too: of 10 parallel guesses
+    after one failure with a limit of 3, only 2 passwords are checked."""
     auth = Authenticator(directory, FailureLimiter(max_failures_per_ip=100, max_failures_per_user=3), failure_delay=0)
+    with pytest.raises(AuthFailed):
+        reactor_thread.call(auth.authenticate, "bob@example.com", "wrong", "192.0.2.200")
+    checked_before = len(directory.threads)
 
     def launch_many():
         from twisted.internet import defer
@@ -199,8 +204,24 @@ def test_parallel_attempts_cannot_slip_past_the_limit(reactor, directory):
         return defer.DeferredList(attempts, consumeErrors=True)
 
     outcomes = [type(failure.value) for ok, failure in reactor_thread.call(launch_many)]
-    assert sorted(o.__name__ for o in outcomes) == ["AuthFailed"] * 3 + ["AuthThrottled"] * 7
-    assert len(directory.threads) == 3  # only three passwords were checked
+    assert sorted(o.__name__ for o in outcomes) == ["AuthFailed"] * 2 + ["AuthThrottled"] * 8
+    assert len(directory.threads) - checked_before == 2  # only two more passwords were checked
+
+
+def test_many_parallel_good_logins_from_one_ip_are_not_throttled(reactor, directory):
+    """A webmail host or NAT logs many sessions in at once: no failure, no throttling."""
+    auth = Authenticator(directory, FailureLimiter(max_failures_per_ip=3, max_failures_per_user=3), failure_delay=0)
+
+    def launch_many():
+        from twisted.internet import defer
+
+        attempts = [defer.ensureDeferred(auth.authenticate("bob@example.com", "right", "192.0.2.9"))
+                    for _ in range(30)]
+        return defer.DeferredList(attempts, consumeErrors=True)
+
+    results = reactor_thread.call(launch_many)
+    assert [value for ok, value in results] == ["bob@example.com"] * 30
+    assert auth.limiter.tracked_keys() == 0
 
 
 def test_good_logins_do_not_count_against_the_ip(reactor, directory):
