@@ -6,8 +6,8 @@ the client enabled UTF8=ACCEPT, RFC 6855 §3). INBOX is case-insensitive (RFC 35
 
 from __future__ import annotations
 
-import base64
-import re
+from pymail.store import names
+from pymail.store.errors import StoreError
 
 SEPARATOR = "/"
 
@@ -16,55 +16,19 @@ class NameError_(ValueError):
     """A mailbox name that is not valid modified UTF-7."""
 
 
-def encode(name: str) -> str:
-    out: list[str] = []
-    pending: list[str] = []
-
-    def flush() -> None:
-        if pending:
-            raw = "".join(pending).encode("utf-16-be")
-            out.append("&" + base64.b64encode(raw).decode("ascii").rstrip("=").replace("/", ",") + "-")
-            pending.clear()
-
-    for ch in name:
-        if 0x20 <= ord(ch) <= 0x7E:
-            flush()
-            out.append("&-" if ch == "&" else ch)
-        else:
-            pending.append(ch)
-    flush()
-    return "".join(out)
-
-
-_SHIFT = re.compile(r"&([A-Za-z0-9+,]*)-")
+# The codec itself is the store's (one implementation for disk and wire names).
+encode = names.encode_utf7
 
 
 def decode(wire: str) -> str:
-    if any(ord(c) > 0x7E or ord(c) < 0x20 for c in wire):
-        raise NameError_("mailbox name has 8-bit or control characters")
-    out, pos = [], 0
-    for m in _SHIFT.finditer(wire):
-        if "&" in wire[pos:m.start()]:
-            raise NameError_("bad & in mailbox name")
-        out.append(wire[pos:m.start()])
-        b64 = m.group(1)
-        if b64 == "":
-            out.append("&")
-        else:
-            raw = b64.replace(",", "/")
-            raw += "=" * (-len(raw) % 4)
-            try:
-                chunk = base64.b64decode(raw, validate=True).decode("utf-16-be")
-            except (ValueError, UnicodeDecodeError):
-                raise NameError_("bad modified UTF-7 in mailbox name") from None
-            if encode(chunk) != m.group(0):
-                raise NameError_("non-canonical modified UTF-7 in mailbox name")
-            out.append(chunk)
-        pos = m.end()
-    if "&" in wire[pos:]:
-        raise NameError_("bad & in mailbox name")
-    out.append(wire[pos:])
-    return "".join(out)
+    """Wire → name; only the canonical modified UTF-7 form is accepted (RFC 3501 §5.1.3)."""
+    try:
+        name = names.decode_utf7(wire)
+    except StoreError as exc:
+        raise NameError_(exc.message) from None
+    if encode(name) != wire:
+        raise NameError_("non-canonical modified UTF-7 in mailbox name")
+    return name
 
 
 def from_wire(raw: bytes, utf8: bool = False) -> str:
