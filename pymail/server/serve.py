@@ -68,11 +68,9 @@ class Server:
                 raise RuntimeError(f"{bl.describe()}: implicit TLS needs a certificate ([tls] cert/key)")
             factory = TLSMemoryBIOFactory(self.ctx.tls, False, factory)
         if bl.listener.proxy_protocol:
-            # Twisted exposes the wrapper only through proxyEndpoint(); we adopt sockets
-            # ourselves, so the factory is taken from its module.
-            from twisted.protocols.haproxy._wrapper import HAProxyWrappingFactory
+            from pymail.server.proxy import HeaderFirstFactory
 
-            factory = HAProxyWrappingFactory(factory)
+            factory = HeaderFirstFactory(factory)
         return factory
 
     def start(self) -> None:

@@ -183,3 +183,44 @@ def test_port_in_use_is_one_clear_line(tmp_path):
     assert result.returncode == 1
     assert f"cannot listen for {role} on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_proxy_protocol_listener_sees_the_real_client(tmp_path):
+    """A listener behind HAProxy (`proxy_protocol = true`) takes the client address from the
+    PROXY header: a failed login is logged with that address, not 127.0.0.1."""
+    role = next(r for r, t in SERVED if r == "pop3")
+    config = write_config(tmp_path / "var", [(role, "starttls")])
+    config.write_text(config.read_text().replace('tls = "starttls"',
+                                                  'tls = "starttls"\nproxy_protocol = true'))
+    with ServerProcess(["--config", str(config)], tmp_path / "var") as server:
+        port = server.port(role)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"PROXY TCP4 203.0.113.7 127.0.0.1 40000 110\r\n")
+            assert s.recv(4096).startswith(b"+OK")
+            s.sendall(b"USER nobody@example.test\r\nPASS wrong\r\n")
+            data = b""
+            while data.count(b"\r\n") < 2:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            assert b"-ERR" in data
+        wait_for(lambda: "ip=203.0.113.7" in server.log(), timeout=10)
+        # PROXY v2 (binary), sent in two pieces.
+        import ipaddress
+        import struct
+
+        v2 = (b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11]) + struct.pack("!H", 12)
+              + ipaddress.ip_address("198.51.100.9").packed + ipaddress.ip_address("127.0.0.1").packed
+              + struct.pack("!HH", 40001, 110))
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(v2[:7])
+            time.sleep(0.2)
+            s.sendall(v2[7:] + b"USER someone@example.test\r\nPASS wrong\r\n")
+            assert s.recv(4096).startswith(b"+OK")
+        wait_for(lambda: "ip=198.51.100.9" in server.log(), timeout=10)
+        # Without the header the connection is refused by the wrapper, never served.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"USER x\r\n")
+            s.settimeout(10)
+            assert s.recv(4096) == b""
