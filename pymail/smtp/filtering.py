@@ -28,7 +28,8 @@ def filters_for(ctx):
     if "smtp_filters" not in ctx.extras:
         from pymail.filters.pipeline import Pipeline
 
-        ctx.extras["smtp_filters"] = Filters(Pipeline.from_settings(settings, ctx.directory))
+        # from_config: Authentication-Results names this host, DKIM keys live under var_dir
+        ctx.extras["smtp_filters"] = Filters(Pipeline.from_config(ctx.config, ctx.directory))
     return ctx.extras["smtp_filters"]
 
 
