@@ -183,3 +183,14 @@ class Bounds:
 
     def expired(self) -> bool:
         return self.remaining() <= 0 or (self.count is not None and self.done >= self.count)
+
+
+async def close_writer(writer) -> None:
+    """Close an asyncio stream, waiting at most 2 s for the peer (never raises)."""
+    if writer is None:
+        return
+    writer.close()
+    try:
+        await asyncio.wait_for(writer.wait_closed(), 2)
+    except (OSError, asyncio.TimeoutError, ConnectionError):
+        pass

@@ -12,7 +12,7 @@ import base64
 import re
 from dataclasses import dataclass, field
 
-from pymail_loadtest.common import ProtocolMismatch, Target
+from pymail_loadtest.common import ProtocolMismatch, Target, close_writer
 
 _LITERAL_AT_END = re.compile(rb"\{(\d+)\+?\}\r?\n$")
 _UNTAGGED_NUM = re.compile(r"^\* (\d+) (EXISTS|EXPUNGE|FETCH|RECENT)\b", re.I)
@@ -286,13 +286,8 @@ class ImapClient:
             await self.close()
 
     async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            try:
-                await asyncio.wait_for(self.writer.wait_closed(), 2)
-            except (OSError, asyncio.TimeoutError, ConnectionError):
-                pass
-            self.writer = None
+        await close_writer(self.writer)
+        self.writer = None
 
 
 def quote(text: str) -> str:

@@ -14,7 +14,7 @@ import asyncio
 import random
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pymail_loadtest.common import (Bounds, LoadError, ProtocolMismatch, SizeDistribution, Target,
                                     User, make_message)

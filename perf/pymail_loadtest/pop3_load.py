@@ -11,7 +11,7 @@ import random
 import time
 from dataclasses import dataclass
 
-from pymail_loadtest.common import Bounds, LoadError, ProtocolMismatch, Target, User
+from pymail_loadtest.common import Bounds, LoadError, ProtocolMismatch, Target, User, close_writer
 from pymail_loadtest.stats import Recorder
 
 
@@ -51,13 +51,8 @@ class Pop3Client:
         await self.command(f"PASS {user.password}")
 
     async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            try:
-                await asyncio.wait_for(self.writer.wait_closed(), 2)
-            except (OSError, asyncio.TimeoutError, ConnectionError):
-                pass
-            self.writer = None
+        await close_writer(self.writer)
+        self.writer = None
 
 
 @dataclass

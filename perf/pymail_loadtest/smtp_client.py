@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 
-from pymail_loadtest.common import ProtocolMismatch, Target
+from pymail_loadtest.common import ProtocolMismatch, Target, close_writer
 
 
 class SmtpReplyError(ProtocolMismatch):
@@ -87,13 +87,8 @@ class SmtpClient:
             await self.close()
 
     async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            try:
-                await asyncio.wait_for(self.writer.wait_closed(), 2)
-            except (OSError, asyncio.TimeoutError, ConnectionError):
-                pass
-            self.writer = None
+        await close_writer(self.writer)
+        self.writer = None
 
 
 def dot_stuff(message: bytes) -> bytes:
