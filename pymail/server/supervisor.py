@@ -9,7 +9,6 @@ sessions finish within ``server.shutdown_grace``), killing any worker still aliv
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import socket
 import subprocess
