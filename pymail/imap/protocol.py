@@ -42,6 +42,21 @@ def _is_starttls(data: bytes) -> bool:
 
 
 @implementer(IPushProducer)
+def _no_delay(transport) -> None:
+    """Turn Nagle off: a command's untagged lines and its tagged reply are often separate
+    writes (a thread hop apart), and with Nagle the second waits for the client's delayed ACK
+    (~40 ms on Linux) — that, not the server's work, was most of a warm SELECT's round trip."""
+    while transport is not None:
+        set_no_delay = getattr(type(transport), "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            try:
+                set_no_delay(transport, True)
+            except (OSError, AttributeError):
+                pass
+            return
+        transport = getattr(transport, "transport", None)  # TLS wrapper → the TCP transport
+
+
 class WriteGate:
     """Registered with the transport during a bulk FETCH: the transport pauses it when its
     write buffer is full, and ``drained()`` waits for the resume."""
@@ -105,6 +120,7 @@ class ImapProtocol(Protocol):
             return
         self._ip_claimed = True
         self.factory.live.add(self)
+        _no_delay(self.transport)
         self._arm_autologout()
         caps = " ".join(self.session.capabilities())
         self.transport.write(f"* OK [CAPABILITY {caps}] {self.factory.hostname} IMAP4rev1 ready\r\n".encode())
