@@ -28,9 +28,12 @@ ensure_venv() {
     fi
   fi
   if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
-    echo "pymail: installing pymail$extras into $VENV" >&2
-    "$VENV/bin/python" -m pip install -q --upgrade pip >&2 || true
-    "$VENV/bin/python" -m pip install -q -e "$ROOT$extras" >&2
+    echo "pymail: installing pymail$extras into $VENV (log: $VENV/install.log)" >&2
+    "$VENV/bin/python" -m pip install -q --upgrade pip > "$VENV/install.log" 2>&1 || true
+    if ! "$VENV/bin/python" -m pip install -q -e "$ROOT$extras" >> "$VENV/install.log" 2>&1; then
+      cat "$VENV/install.log" >&2
+      echo "pymail: installing pymail$extras failed (see above)" >&2; exit 1
+    fi
     touch "$stamp"
   fi
 }

@@ -115,7 +115,7 @@ def report(config: Config, bound, workers: int) -> None:
     sys.stdout.flush()
 
 
-def serve_here(config: Config, roles: list[str], bound) -> None:
+def serve_here(config: Config, roles: list[str], bound, worker: bool = False) -> None:
     # Until the reactor takes over signals, a stop request just ends the process: nothing has
     # been accepted yet (connections wait in the listen backlog).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -124,7 +124,8 @@ def serve_here(config: Config, roles: list[str], bound) -> None:
     runtime.install_reactor()
     from pymail.server.serve import Server, build_context
 
-    server = Server(build_context(config, roles), bound, grace=config.server.shutdown_grace)
+    extra = {"ready_message": f"pymail: worker {os.getpid()} serving"} if worker else {}
+    server = Server(build_context(config, roles), bound, grace=config.server.shutdown_grace, **extra)
     server.run()
 
 
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.worker_fds:
             from pymail.server.supervisor import adopt_inherited
 
-            serve_here(config, roles, adopt_inherited(config, args.worker_fds))
+            serve_here(config, roles, adopt_inherited(config, args.worker_fds), worker=True)
             return 0
         prepare_state(config, args.demo)
         bound = bind_listeners(config, roles, explicit=bool(args.roles))

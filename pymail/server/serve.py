@@ -45,7 +45,9 @@ def build_context(config: Config, roles: list[str]) -> ServiceContext:
 class Server:
     """Adopts bound sockets into the reactor and drains them on SIGTERM/SIGINT."""
 
-    def __init__(self, ctx: ServiceContext, bound: list[BoundListener], grace: float = 30.0):
+    def __init__(self, ctx: ServiceContext, bound: list[BoundListener], grace: float = 30.0,
+                 ready_message: str = "pymail: ready (Ctrl-C or SIGTERM stops it cleanly)"):
+        self.ready_message = ready_message
         self.ctx = ctx
         self.bound = bound
         self.grace = grace
@@ -84,7 +86,7 @@ class Server:
             self.ports.append(port)
         if self.ctx.queue is not None and hasattr(self.ctx.queue, "start"):
             self.ctx.queue.start()
-        print("pymail: ready (Ctrl-C or SIGTERM stops it cleanly)", flush=True)
+        print(self.ready_message, flush=True)
 
     def active_connections(self) -> int:
         return sum(len(t.protocols) for t in self.trackers)
