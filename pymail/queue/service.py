@@ -35,6 +35,16 @@ class Queue:
     async def accept(self, envelope: Envelope, spooled: Path) -> None:
         """Make the message durable (fsync), log it, and wake the runner. Raises OSError."""
         await run_blocking(self.dir.commit, envelope, spooled)
+        self._accepted(envelope)
+
+    async def accept_writer(self, envelope: Envelope, writer: SpoolWriter) -> None:
+        """Finish a spool writer and commit its message in one thread hop (``accept`` for a
+        message nobody needs to read before it is queued). Raises OSError; then nothing of the
+        message is left to deliver."""
+        await writer.finish(then=lambda path: self.dir.commit(envelope, path))
+        self._accepted(envelope)
+
+    def _accepted(self, envelope: Envelope) -> None:
         who = f"client=[{envelope.client_ip}], helo={envelope.helo}"
         if envelope.auth_user:
             who += f", sasl_username={envelope.auth_user}"

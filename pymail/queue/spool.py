@@ -25,11 +25,30 @@ import fcntl
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 from pymail.queue.envelope import Envelope
 from pymail.queue.ids import new_queue_id, valid_queue_id
+
+
+_POOL_LOCK = threading.Lock()
+
+
+def _fsync_path(path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unlink(path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 class QueueError(Exception):
@@ -91,6 +110,7 @@ class QueueDir:
         self._group = GroupSync(self.msg)
         self._due_cache: dict[str, tuple[int, bool, float]] = {}
         self.made_here = 0
+        self._pool: ThreadPoolExecutor | None = None
 
     # -- paths ---------------------------------------------------------------------------------
     def new_id(self) -> str:
@@ -119,31 +139,54 @@ class QueueDir:
             self._group.sync()
 
     def commit(self, envelope: Envelope, spooled: Path) -> None:
-        """Make a fully written spool file and its envelope durable (blocking)."""
+        """Make a fully written spool file and its envelope durable (blocking).
+
+        The message file's fsync runs in a helper thread while this one writes and fsyncs the
+        envelope, so the two fsyncs overlap (on a journalling file system they usually share one
+        journal commit) instead of one waiting for the other. Both are complete before the
+        envelope gets its name, and the folder fsync (group commit) before this returns.
+        """
         final = self.data_path(envelope.queue_id)
-        fd = os.open(spooled, os.O_RDONLY)
+        pending = self._fsync_pool().submit(_fsync_path, spooled) if self.fsync else None
         try:
-            self._sync(fd)
+            tmp = self._envelope_tmp(envelope)
         finally:
-            os.close(fd)
+            error = pending.exception() if pending is not None else None
+        if error is not None:
+            _unlink(tmp)
+            raise error
         if Path(spooled) != final:
             os.rename(spooled, final)
-        self._write_envelope(envelope)
+        os.rename(tmp, self.env_path(envelope.queue_id))
+        self._sync_dir()
+
+    def _fsync_pool(self) -> ThreadPoolExecutor:
+        with _POOL_LOCK:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="queue-fsync")
+            return self._pool
 
     def save(self, envelope: Envelope) -> None:
         """Durably replace an envelope (after a delivery attempt)."""
         self._write_envelope(envelope)
 
-    def _write_envelope(self, envelope: Envelope) -> None:
-        final = self.env_path(envelope.queue_id)
+    def _envelope_tmp(self, envelope: Envelope) -> Path:
+        """The envelope written and fsynced under a temporary name (unlinked on failure)."""
         tmp = self.msg / f".{envelope.queue_id}.{os.getpid()}.{threading.get_ident()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, envelope.to_json())
             self._sync(fd)
-        finally:
+        except BaseException:
             os.close(fd)
-        os.rename(tmp, final)
+            _unlink(tmp)
+            raise
+        os.close(fd)
+        return tmp
+
+    def _write_envelope(self, envelope: Envelope) -> None:
+        tmp = self._envelope_tmp(envelope)
+        os.rename(tmp, self.env_path(envelope.queue_id))
         self._sync_dir()
 
     def enqueue_bytes(self, envelope: Envelope, message: bytes) -> None:

@@ -79,8 +79,13 @@ class SpoolWriter:
         os.close(self._fd)
         self._fd = None
 
-    async def finish(self) -> Path:
-        """Write what is left and close the file (the queue's commit fsyncs it)."""
+    async def finish(self, then=None) -> Path:
+        """Write what is left and close the file (the queue's commit fsyncs it).
+
+        ``then(path)``, if given, runs in the same thread right after the close (the queue's
+        commit: one thread hop for the tail and the commit); if it raises, the message file is
+        removed and OSError raised as for a write error.
+        """
         self.closed = True
         rest = b"".join(self._buffer)
         self._buffer.clear()
@@ -88,7 +93,7 @@ class SpoolWriter:
         await self._tail
         if self._error is None:
             try:
-                await run_blocking(self._write_and_close, rest)  # one thread hop for the tail
+                await run_blocking(self._write_and_close, rest, then)  # one thread hop for the tail
             except OSError as exc:
                 self._error = exc
         if self._error is not None:
@@ -96,10 +101,12 @@ class SpoolWriter:
             raise OSError(f"cannot write the spool file: {self._error}")
         return self.path
 
-    def _write_and_close(self, data: bytes) -> None:
+    def _write_and_close(self, data: bytes, then=None) -> None:
         if data:
             self._write(data)
         self._close_fd()
+        if then is not None:
+            then(self.path)
 
     def abort(self) -> defer.Deferred:
         """Drop the message: nothing of it is kept."""

@@ -71,6 +71,23 @@ class DataPhase:
                                         f"headers (mail loop?); from=<{txn.sender}>")
             self._finish([Reply(554, "5.4.6", "Too many hops (mail loop?)")], txn)
             return
+        envelope = Envelope(
+            queue_id=txn.queue_id, sender=txn.sender, recipients=txn.recipients, created=time.time(),
+            size=txn.writer.size, body=txn.params.get("body", ""),
+            smtputf8=bool(txn.params.get("smtputf8")), ret=txn.params.get("ret", ""),
+            envid=txn.params.get("envid", ""), helo=self.helo, client_ip=self.peer_ip,
+            auth_user=self.auth_user or "")
+        if self.filters is None and not self.lmtp:
+            # Nothing reads the message before it is queued: finish the spool file and commit
+            # it (fsyncs) in one thread hop.
+            try:
+                await self.queue.accept_writer(envelope, txn.writer)
+            except OSError as exc:
+                log.error("%s: cannot queue: %s", txn.queue_id, exc)
+                self._finish([Reply(451, "4.3.0", "Local error in queueing, try again later")], txn)
+                return
+            self._finish([Reply(250, "2.0.0", f"Ok: queued as {txn.queue_id}")], txn)
+            return
         try:
             path = await txn.writer.finish()
         except OSError as exc:
@@ -86,12 +103,7 @@ class DataPhase:
                 maillog.event(txn.queue_id, f"reject: DATA from [{self.peer_ip}]: {exc.reply}; from=<{txn.sender}>")
                 self._finish([exc.reply], txn)
                 return
-        envelope = Envelope(
-            queue_id=txn.queue_id, sender=txn.sender, recipients=txn.recipients, created=time.time(),
-            size=txn.writer.size, body=txn.params.get("body", ""),
-            smtputf8=bool(txn.params.get("smtputf8")), ret=txn.params.get("ret", ""),
-            envid=txn.params.get("envid", ""), helo=self.helo, client_ip=self.peer_ip,
-            auth_user=self.auth_user or "")
+            envelope.size = txn.writer.size  # header changes by the filters are in the file
         if self.lmtp:
             replies = await deliver_lmtp(self.queue, envelope, path, txn.rcpt_addresses, refused)
             self._finish(replies, txn)
