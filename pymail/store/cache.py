@@ -62,6 +62,26 @@ class ParseCache:
                 out[uid] = select(header)
         return out
 
+    def raw_headers_many(self, uids) -> dict[int, bytes]:
+        """raw_header for many messages with one index query (SEARCH HEADER over a mailbox).
+        Only what the parse cache already holds: messages not parsed yet (or expunged) are left
+        out, so the caller decides whether to parse them (``raw_header``, ``cache_all``)."""
+        wanted = set(uids)
+        out: dict[int, bytes] = {}
+        if len(wanted) > SCAN_THRESHOLD:
+            for uid, header in self.index.db.execute("SELECT uid, header FROM parsed"):
+                if uid in wanted:
+                    out[uid] = bytes(header)
+            return out
+        ordered = sorted(wanted)
+        for i in range(0, len(ordered), 500):
+            chunk = ordered[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            for uid, header in self.index.db.execute(
+                    f"SELECT uid, header FROM parsed WHERE uid IN ({marks})", chunk):
+                out[uid] = bytes(header)
+        return out
+
     def _parsed(self, uid: int):
         row = self.index.db.execute(
             "SELECT envelope, body, bodystructure, header FROM parsed WHERE uid=?",
