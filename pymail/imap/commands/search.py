@@ -16,6 +16,8 @@ import email.header
 import email.parser
 import email.policy
 import email.utils
+import functools
+import re
 
 from pymail.imap import mime, serialize
 
@@ -38,15 +40,43 @@ def _decode_header(value: str) -> str:
 def _needle(raw: bytes) -> str:
     return raw.decode("utf-8", "replace").casefold()
 
-class Message:
-    """Lazily parsed message for header and body keys."""
+@functools.lru_cache(maxsize=64)
+def _field_lines(name: str) -> re.Pattern:
+    """The lines of every field called ``name`` (any case, optional blanks before the colon)
+    with their continuation lines: a superset of what the email parser files under ``name``."""
+    return re.compile(rb"^" + re.escape(name.lower().encode("utf-8")) + rb"[ \t]*:[^\n]*\n(?:[ \t][^\n]*\n)*",
+                      re.IGNORECASE | re.MULTILINE)
 
-    def __init__(self, mailbox, uid: int):
+
+class Message:
+    """Lazily parsed message for header and body keys.
+
+    ``raw_head`` is the cached header block when the search fetched it up front
+    (``Mailbox.raw_headers_many``); ``HEADER`` keys then rule out most messages without
+    parsing them (``cannot_match``)."""
+
+    def __init__(self, mailbox, uid: int, raw_head: bytes | None = None):
         self.mailbox = mailbox
         self.uid = uid
         self._msg = None
         self._head = None
         self._body = None
+        self._raw_head = raw_head
+
+    def cannot_match(self, name: str, needle: str) -> bool:
+        """True only when ``HEADER name needle`` surely fails, decided on the raw header: when
+        it is plain ASCII without encoded words or bare CRs, every value ``headers()`` gives is
+        a substring of the field's raw lines (nothing decodes or re-folds it), so a needle
+        absent from those lines matches nothing. Anything else → False (parse as before)."""
+        raw = self._raw_head
+        if (raw is None or self._msg is not None or not needle or "\r" in needle or "\n" in needle
+                or name.upper() in ADDRESS_HEADERS or not raw.isascii() or b"=?" in raw
+                or raw.count(b"\r") != raw.count(b"\r\n")):
+            return False
+        if raw[-1:] != b"\n":
+            raw += b"\n"
+        text = b"".join(_field_lines(name).findall(raw)).decode("ascii").casefold()
+        return needle not in text
 
     @property
     def msg(self):
@@ -62,7 +92,7 @@ class Message:
         if self._head is None:
             if self._msg is not None:
                 return self._msg
-            raw = self.mailbox.raw_header(self.uid)
+            raw = self._raw_head if self._raw_head is not None else self.mailbox.raw_header(self.uid)
             self._head = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
         return self._head
 
@@ -161,6 +191,8 @@ class Evaluator:
             return day < date if op == "before" else day == date if op == "on" else day >= date
         if kind == "header":
             needle = _needle(node[2])
+            if msg.cannot_match(node[1], needle):
+                return False
             values = msg.headers(node[1])
             if not needle:
                 return bool(values)
@@ -172,13 +204,29 @@ class Evaluator:
             return needle in msg.all_headers().casefold() or needle in msg.body()
         raise ImapError("Unsupported search key")
 
+def _has_header_key(node) -> bool:
+    if node[0] == "header":
+        return True
+    if node[0] == "and":
+        return any(_has_header_key(n) for n in node[1])
+    if node[0] == "or":
+        return _has_header_key(node[1]) or _has_header_key(node[2])
+    if node[0] == "not":
+        return _has_header_key(node[1])
+    return False
+
 def run_search(session, view, tree) -> list[tuple[int, int]]:
     ev = Evaluator(session, view)
     out = []
-    for i, uid in enumerate(list(view.uids)):
+    uids = list(view.uids)
+    heads: dict[int, bytes] = {}
+    many = getattr(view.mailbox, "raw_headers_many", None)
+    if many is not None and _has_header_key(tree):
+        heads = many(u for u in uids if u not in view.gone)  # one query, not one per message
+    for i, uid in enumerate(uids):
         if uid in view.gone:
             continue
-        if ev.match(tree, i + 1, uid, Message(view.mailbox, uid)):
+        if ev.match(tree, i + 1, uid, Message(view.mailbox, uid, heads.get(uid))):
             out.append((i + 1, uid))
     return out
 
