@@ -7,8 +7,9 @@ Layout under the queue directory (one folder, so one directory fsync covers both
     msg/<id>.json       the envelope; its presence makes the message queued
     msg/.<id>.<pid>.tmp an envelope being written
 
-``commit`` fsyncs the message file, writes the envelope to a temporary file, fsyncs it, renames
-it to ``<id>.json`` and fsyncs the folder (POSIX makes a new name durable only once its directory
+``commit`` fsyncs the message file (in a helper thread) while it writes the envelope to a
+temporary file and fsyncs it; once both fsyncs are done it renames the envelope to ``<id>.json``
+and fsyncs the folder (POSIX makes a new name durable only once its directory
 is synced). Only then does the SMTP server say 250. Folder fsyncs are shared: sessions that commit
 at the same time wait for one fsync that started after their rename (group commit), which is what
 keeps concurrent sessions fast. A crash before the envelope is durable leaves a message file
@@ -34,6 +35,17 @@ from pymail.queue.ids import new_queue_id, valid_queue_id
 
 
 _POOL_LOCK = threading.Lock()
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _fsync_pool() -> ThreadPoolExecutor:
+    """The threads that fsync message files while the envelope is written: one pool per process
+    (made again after a fork: the parent's threads do not exist in the child)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[0] != os.getpid():
+            _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=8, thread_name_prefix="queue-fsync"))
+        return _POOL[1]
 
 
 def _fsync_path(path) -> None:
@@ -110,7 +122,6 @@ class QueueDir:
         self._group = GroupSync(self.msg)
         self._due_cache: dict[str, tuple[int, bool, float]] = {}
         self.made_here = 0
-        self._pool: ThreadPoolExecutor | None = None
 
     # -- paths ---------------------------------------------------------------------------------
     def new_id(self) -> str:
@@ -147,7 +158,7 @@ class QueueDir:
         envelope gets its name, and the folder fsync (group commit) before this returns.
         """
         final = self.data_path(envelope.queue_id)
-        pending = self._fsync_pool().submit(_fsync_path, spooled) if self.fsync else None
+        pending = _fsync_pool().submit(_fsync_path, spooled) if self.fsync else None
         try:
             tmp = self._envelope_tmp(envelope)
         finally:
@@ -159,12 +170,6 @@ class QueueDir:
             os.rename(spooled, final)
         os.rename(tmp, self.env_path(envelope.queue_id))
         self._sync_dir()
-
-    def _fsync_pool(self) -> ThreadPoolExecutor:
-        with _POOL_LOCK:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="queue-fsync")
-            return self._pool
 
     def save(self, envelope: Envelope) -> None:
         """Durably replace an envelope (after a delivery attempt)."""
