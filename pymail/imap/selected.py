@@ -64,15 +64,20 @@ class SelectedMailbox:
 
     # --- opening -------------------------------------------------------------------------
     def open(self) -> None:
+        """Fill the view from a Mailbox just opened (its constructor brought the index up to
+        date, so no extra ``sync()`` here: in the store's one-second "dirty" window after a
+        change each one rescans the folder).  SELECT claims \\Recent first (that refreshes the
+        index too) and then reads the records, so a message arriving in between is both in
+        the view and \\Recent here rather than claimed but not shown."""
         mb = self.mailbox
-        mb.sync()
-        for r in mb.records():
-            self.uids.append(r.uid)
-            self.flags[r.uid] = r.flags
-            self.modseqs[r.uid] = r.modseq
-            self.records[r.uid] = r
-        if not self.readonly:
-            self.recent = set(mb.claim_recent()) & set(self.uids)
+        claimed = None if self.readonly else mb.claim_recent()
+        recs = mb.records()
+        self.uids = [r.uid for r in recs]
+        self.records = {r.uid: r for r in recs}
+        self.flags = {r.uid: r.flags for r in recs}
+        self.modseqs = {r.uid: r.modseq for r in recs}
+        if claimed is not None:
+            self.recent = set(claimed) & self.records.keys()
         else:  # EXAMINE shows what is recent without claiming it (RFC 3501 §6.3.2)
             first = unclaimed_recent(mb)
             self.recent = {u for u in self.uids if u >= first}
@@ -82,7 +87,8 @@ class SelectedMailbox:
         self._announced_keywords = set(self.keywords)
 
     def _note_keywords(self, uids=None) -> None:
-        flagsets = self.flags.values() if uids is None else (self.flags.get(u, ()) for u in uids)
+        # the store shares one frozenset per distinct flag combination: look at each once
+        flagsets = set(self.flags.values()) if uids is None else (self.flags.get(u, ()) for u in uids)
         for fl in flagsets:
             for f in fl:
                 if not f.startswith("\\"):
