@@ -18,8 +18,15 @@ HEADERS = [
     b"X-Sub: not a subject\nComments: subject: inside\n",
     b"From: Real Name <who@example.org>\nTo: other@example.org\n",
     b"subject:nospace\n",
+    b"Subject:\t  \ttabbed lead\r\n\r\n",
+    b"Subject:\n continued only\n",
+    b"X-Bad line without colon\nSubject: after bad line\n",
+    b": empty name\nSubject: after empty name\n",
+    b"Subject: one\r\n\tTwo Three\r\nsubject: FOUR\r\n",
+    b"Subject: spaces   inside  \n",
 ]
-NEEDLES = [b"plain", b"over two", b"over", b"spaced", b"caf\xc3\xa9", b"second", b"after",
+NEEDLES = [b"one", b"two three", b"four", b"tabbed", b"continued", b"after bad", b"after empty",
+           b"spaces   inside", b"inside  ", b" tabbed", b"\ttwo", b"x-bad", b"subject", b"plain", b"over two", b"over", b"spaced", b"caf\xc3\xa9", b"second", b"after",
            b"inside", b"nospace", b"real name", b"who@example.org", b"lines", b"zzz", b"=?",
            b"\tlines", b"two\tlines"]
 NAMES = ["Subject", "X-Other", "From", "Comments", "X-Sub"]
@@ -35,16 +42,21 @@ def test_prefilter_never_hides_a_match(store):
         mb.cache_all()
         heads = mb.raw_headers_many(uids)
         assert set(heads) == set(uids)
-        ruled_out = 0
+        ruled_out = quick_answers = 0
         for uid, name, raw_needle in itertools.product(uids, NAMES, NEEDLES):
             needle = _needle(raw_needle)
             slow = any(needle in v.casefold() for v in Message(mb, uid).headers(name))
             fast = Message(mb, uid, heads[uid])
+            quick = fast.quick_header_match(name, needle)
+            if quick is not None:
+                quick_answers += 1
+                assert quick == slow, (uid, name, raw_needle)
             if fast.cannot_match(name, needle):
                 ruled_out += 1
                 assert not slow, (uid, name, raw_needle)
             assert any(needle in v.casefold() for v in fast.headers(name)) == slow
         assert ruled_out > len(uids) * len(NAMES) * len(NEEDLES) // 2
+        assert quick_answers > len(uids) * len(NAMES) * len(NEEDLES) // 3
 
 
 def test_uid_search_header_live(store, connect):
@@ -55,7 +67,7 @@ def test_uid_search_header_live(store, connect):
     c = connect()
     c.select("INBOX")
     for needle, want in [("plain", [1]), ("over two", [2]), ("spaced", []), ("caf", [4, 5]), ("time", [4]),
-                         ("second", [6]), ("after", [7]), ("inside", []), ("zzz", [])]:
+                         ("second", [6]), ("after", [7, 14]), ("one", [6, 15]), ("four", [15]), ("two three", [15]), ("tabbed", [11]), ("inside", [16]), ("zzz", [])]:
         typ, data = c.uid("SEARCH", "HEADER", "Subject", f'"{needle}"')
         assert typ == "OK"
         got = [int(x) for x in data[0].split()]

@@ -38,6 +38,10 @@ def _decode_header(value: str) -> str:
         return value
 
 def _needle(raw: bytes) -> str:
+    return _casefolded(bytes(raw))
+
+@functools.lru_cache(maxsize=256)
+def _casefolded(raw: bytes) -> str:  # once per search key, not once per message
     return raw.decode("utf-8", "replace").casefold()
 
 @functools.lru_cache(maxsize=64)
@@ -46,6 +50,9 @@ def _field_lines(name: str) -> re.Pattern:
     with their continuation lines: a superset of what the email parser files under ``name``."""
     return re.compile(rb"^" + re.escape(name.lower().encode("utf-8")) + rb"[ \t]*:[^\n]*\n(?:[ \t][^\n]*\n)*",
                       re.IGNORECASE | re.MULTILINE)
+
+
+_FIELD_NAME = re.compile(r"([\x21-\x39\x3b-\x7e]+):")
 
 
 class Message:
@@ -63,20 +70,67 @@ class Message:
         self._body = None
         self._raw_head = raw_head
 
-    def cannot_match(self, name: str, needle: str) -> bool:
-        """True only when ``HEADER name needle`` surely fails, decided on the raw header: when
-        it is plain ASCII without encoded words or bare CRs, every value ``headers()`` gives is
-        a substring of the field's raw lines (nothing decodes or re-folds it), so a needle
-        absent from those lines matches nothing. Anything else → False (parse as before)."""
+    def _plain_raw(self, name: str, needle: str) -> bytes | None:
+        """The raw header when the shortcuts below are exact for ``HEADER name needle``:
+        plain ASCII, no encoded word (``=?``) and no bare CR in the header, so the email
+        parser neither decodes nor re-splits anything and ``headers()`` gives raw field
+        values; a non-empty needle without CR/LF; not an address header (those also match
+        re-formatted addresses)."""
         raw = self._raw_head
         if (raw is None or self._msg is not None or not needle or "\r" in needle or "\n" in needle
                 or name.upper() in ADDRESS_HEADERS or not raw.isascii() or b"=?" in raw
                 or raw.count(b"\r") != raw.count(b"\r\n")):
+            return None
+        return raw
+
+    def cannot_match(self, name: str, needle: str) -> bool:
+        """True only when ``HEADER name needle`` surely fails: every value ``headers()`` gives
+        is then a substring of the field's raw lines, so a needle absent from those lines
+        matches nothing. Anything else → False (parse as before)."""
+        raw = self._plain_raw(name, needle)
+        if raw is None:
             return False
         if raw[-1:] != b"\n":
             raw += b"\n"
         text = b"".join(_field_lines(name).findall(raw)).decode("ascii").casefold()
         return needle not in text
+
+    def quick_header_match(self, name: str, needle: str) -> bool | None:
+        """``HEADER name needle`` decided without the email parser, or None (parse it).
+
+        Exact only for a header whose every line is ``field-name:`` (RFC 5322 ftext, colon
+        right after) or a continuation after such a line, up to the blank line: the compat32
+        parser then files exactly these fields, the value being the text after the colon
+        (leading SP/TAB dropped) plus the continuation lines; a needle without CR/LF matches
+        within one of those line pieces or not at all."""
+        raw = self._plain_raw(name, needle)
+        if raw is None:
+            return None
+        want = name.lower()
+        pieces: list[str] = []
+        taking = False
+        first = True
+        for line in raw.decode("ascii").split("\n"):
+            if line.endswith("\r"):
+                line = line[:-1]
+            if not line:
+                break
+            if line[0] in " \t":
+                if first:
+                    return None
+                if taking:
+                    pieces.append(line)
+                continue
+            first = False
+            m = _FIELD_NAME.match(line)
+            if m is None:
+                return None
+            taking = m.group(1).lower() == want
+            if taking:
+                pieces.append(line[m.end():].lstrip(" \t"))
+        else:
+            return None  # no blank line: not a cached header block as expected
+        return any(needle in p.casefold() for p in pieces)
 
     @property
     def msg(self):
@@ -191,6 +245,9 @@ class Evaluator:
             return day < date if op == "before" else day == date if op == "on" else day >= date
         if kind == "header":
             needle = _needle(node[2])
+            quick = msg.quick_header_match(node[1], needle)
+            if quick is not None:
+                return quick
             if msg.cannot_match(node[1], needle):
                 return False
             values = msg.headers(node[1])
