@@ -7,9 +7,8 @@ Layout under the queue directory (one folder, so one directory fsync covers both
     msg/<id>.json       the envelope; its presence makes the message queued
     msg/.<id>.<pid>.tmp an envelope being written
 
-``commit`` fsyncs the message file (in a helper thread) while it writes the envelope to a
-temporary file and fsyncs it; once both fsyncs are done it renames the envelope to ``<id>.json``
-and fsyncs the folder (POSIX makes a new name durable only once its directory
+``commit`` fsyncs the message file, writes the envelope to a temporary file, fsyncs it, renames
+it to ``<id>.json`` and fsyncs the folder (POSIX makes a new name durable only once its directory
 is synced). Only then does the SMTP server say 250. Folder fsyncs are shared: sessions that commit
 at the same time wait for one fsync that started after their rename (group commit), which is what
 keeps concurrent sessions fast. A crash before the envelope is durable leaves a message file
@@ -26,41 +25,11 @@ import fcntl
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 from pymail.queue.envelope import Envelope
 from pymail.queue.ids import new_queue_id, valid_queue_id
-
-
-_POOL_LOCK = threading.Lock()
-_POOL: tuple[int, ThreadPoolExecutor] | None = None
-
-
-def _fsync_pool() -> ThreadPoolExecutor:
-    """The threads that fsync message files while the envelope is written: one pool per process
-    (made again after a fork: the parent's threads do not exist in the child)."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None or _POOL[0] != os.getpid():
-            _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=8, thread_name_prefix="queue-fsync"))
-        return _POOL[1]
-
-
-def _fsync_path(path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _unlink(path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 class QueueError(Exception):
@@ -150,33 +119,23 @@ class QueueDir:
             self._group.sync()
 
     def commit(self, envelope: Envelope, spooled: Path) -> None:
-        """Make a fully written spool file and its envelope durable (blocking).
-
-        The message file's fsync runs in a helper thread while this one writes and fsyncs the
-        envelope, so the two fsyncs overlap (on a journalling file system they usually share one
-        journal commit) instead of one waiting for the other. Both are complete before the
-        envelope gets its name, and the folder fsync (group commit) before this returns.
-        """
+        """Make a fully written spool file and its envelope durable (blocking)."""
         final = self.data_path(envelope.queue_id)
-        pending = _fsync_pool().submit(_fsync_path, spooled) if self.fsync else None
+        fd = os.open(spooled, os.O_RDONLY)
         try:
-            tmp = self._envelope_tmp(envelope)
+            self._sync(fd)
         finally:
-            error = pending.exception() if pending is not None else None
-        if error is not None:
-            _unlink(tmp)
-            raise error
+            os.close(fd)
         if Path(spooled) != final:
             os.rename(spooled, final)
-        os.rename(tmp, self.env_path(envelope.queue_id))
-        self._sync_dir()
+        self._write_envelope(envelope)
 
     def save(self, envelope: Envelope) -> None:
         """Durably replace an envelope (after a delivery attempt)."""
         self._write_envelope(envelope)
 
-    def _envelope_tmp(self, envelope: Envelope) -> Path:
-        """The envelope written and fsynced under a temporary name (unlinked on failure)."""
+    def _write_envelope(self, envelope: Envelope) -> None:
+        final = self.env_path(envelope.queue_id)
         tmp = self.msg / f".{envelope.queue_id}.{os.getpid()}.{threading.get_ident()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
@@ -184,14 +143,10 @@ class QueueDir:
             self._sync(fd)
         except BaseException:
             os.close(fd)
-            _unlink(tmp)
+            os.unlink(tmp)
             raise
         os.close(fd)
-        return tmp
-
-    def _write_envelope(self, envelope: Envelope) -> None:
-        tmp = self._envelope_tmp(envelope)
-        os.rename(tmp, self.env_path(envelope.queue_id))
+        os.rename(tmp, final)
         self._sync_dir()
 
     def enqueue_bytes(self, envelope: Envelope, message: bytes) -> None:

@@ -1,5 +1,5 @@
 """QueueDir.commit: both files and their names durable before it returns; failures leave no
-envelope; the message and envelope fsyncs overlap (one in a helper thread)."""
+envelope and no temporary file."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import threading
 
 import pytest
 
-from pymail.queue import spool
 from pymail.queue.envelope import Envelope, Recipient
 from pymail.queue.spool import QueueDir
 
@@ -58,8 +57,6 @@ def test_commit_fsyncs_message_envelope_and_folder_before_rename(tmp_path, monke
     assert ("fsync", env.queue_id) in before  # the message file
     assert any(k == "fsync" and n.endswith(".tmp") for k, n in before)  # the envelope
     assert kinds[rename_at + 1:] == [("fsync", "msg")]  # then the folder
-    threads = {e[2] for e in events if e[0] == "fsync" and e[1] == env.queue_id}
-    assert threading.get_ident() not in threads  # the message fsync ran in the helper thread
 
 
 def test_failed_message_fsync_leaves_no_envelope(tmp_path, monkeypatch):
@@ -67,17 +64,21 @@ def test_failed_message_fsync_leaves_no_envelope(tmp_path, monkeypatch):
     env = _envelope(qd)
     qd.tmp_path(env.queue_id).write_bytes(b"hello")
 
-    def broken(path):
-        raise OSError(5, "Input/output error")
+    real_fsync = os.fsync
 
-    monkeypatch.setattr(spool, "_fsync_path", broken)
+    def broken(fd):
+        if os.path.basename(os.readlink(f"/proc/self/fd/{fd}")) == env.queue_id:
+            raise OSError(5, "Input/output error")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", broken)
     with pytest.raises(OSError):
         qd.commit(env, qd.tmp_path(env.queue_id))
     assert qd.ids() == []
     assert os.listdir(qd.msg) == [env.queue_id]  # an orphan message: recover() removes it
 
 
-def test_failed_envelope_write_waits_for_the_message_fsync(tmp_path, monkeypatch):
+def test_failed_envelope_write_leaves_no_temporary_file(tmp_path, monkeypatch):
     qd = QueueDir(tmp_path)
     env = _envelope(qd)
     qd.tmp_path(env.queue_id).write_bytes(b"hello")
