@@ -52,7 +52,16 @@ def _field_lines(name: str) -> re.Pattern:
                       re.IGNORECASE | re.MULTILINE)
 
 
-_FIELD_NAME = re.compile(r"([\x21-\x39\x3b-\x7e]+):")
+_FTEXT = re.compile(r"[\x21-\x39\x3b-\x7e]+")
+_WELL_FORMED = re.compile(rb"(?:[\x21-\x39\x3b-\x7e]+:[^\n]*\n(?:[ \t][^\n]*\n)*)*\r?\n")
+
+
+@functools.lru_cache(maxsize=64)
+def _field_values(name: str) -> re.Pattern:
+    """The text after ``name:`` (case as ``Message.get_all`` compares) with its continuation
+    lines, in a header _WELL_FORMED matched."""
+    return re.compile(rb"^" + re.escape(name.lower().encode("utf-8")) + rb":([^\n]*\n(?:[ \t][^\n]*\n)*)",
+                      re.IGNORECASE | re.MULTILINE)
 
 
 class Message:
@@ -75,10 +84,11 @@ class Message:
         plain ASCII, no encoded word (``=?``) and no bare CR in the header, so the email
         parser neither decodes nor re-splits anything and ``headers()`` gives raw field
         values; a non-empty needle without CR/LF; not an address header (those also match
-        re-formatted addresses)."""
+        re-formatted addresses); a name that can be a field name (ASCII ftext, no colon)."""
         raw = self._raw_head
         if (raw is None or self._msg is not None or not needle or "\r" in needle or "\n" in needle
-                or name.upper() in ADDRESS_HEADERS or not raw.isascii() or b"=?" in raw
+                or name.upper() in ADDRESS_HEADERS or _FTEXT.fullmatch(name) is None
+                or not raw.isascii() or b"=?" in raw
                 or raw.count(b"\r") != raw.count(b"\r\n")):
             return None
         return raw
@@ -106,31 +116,11 @@ class Message:
         raw = self._plain_raw(name, needle)
         if raw is None:
             return None
-        want = name.lower()
-        pieces: list[str] = []
-        taking = False
-        first = True
-        for line in raw.decode("ascii").split("\n"):
-            if line.endswith("\r"):
-                line = line[:-1]
-            if not line:
-                break
-            if line[0] in " \t":
-                if first:
-                    return None
-                if taking:
-                    pieces.append(line)
-                continue
-            first = False
-            m = _FIELD_NAME.match(line)
-            if m is None:
-                return None
-            taking = m.group(1).lower() == want
-            if taking:
-                pieces.append(line[m.end():].lstrip(" \t"))
-        else:
-            return None  # no blank line: not a cached header block as expected
-        return any(needle in p.casefold() for p in pieces)
+        block = _WELL_FORMED.match(raw)  # the fields up to the blank line, or None
+        if block is None:
+            return None
+        values = _field_values(name).findall(raw, 0, block.end())
+        return any(needle in v.lstrip(b" \t").decode("ascii").casefold() for v in values)
 
     @property
     def msg(self):
