@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 
-from pymail.imap.commands.search import Message, _needle
+from pymail.imap.commands.search import Message, _needle, _one_header_key
 
 HEADERS = [
     b"Subject: plain words here\n",
@@ -52,6 +52,9 @@ def test_prefilter_never_hides_a_match(store):
             if quick is not None:
                 quick_answers += 1
                 assert quick == slow, (uid, name, raw_needle)
+            bulk = _one_header_key(("header", name, raw_needle))
+            if bulk is not None:
+                assert bulk(heads[uid]) == quick, (uid, name, raw_needle)
             if fast.cannot_match(name, needle):
                 ruled_out += 1
                 assert not slow, (uid, name, raw_needle)

@@ -270,12 +270,42 @@ def run_search(session, view, tree) -> list[tuple[int, int]]:
     many = getattr(view.mailbox, "raw_headers_many", None)
     if many is not None and _has_header_key(tree):
         heads = many(u for u in uids if u not in view.gone)  # one query, not one per message
+    one_header = _one_header_key(tree) if heads else None
     for i, uid in enumerate(uids):
         if uid in view.gone:
             continue
+        if one_header is not None:
+            quick = one_header(heads.get(uid))
+            if quick is not None:
+                if quick:
+                    out.append((i + 1, uid))
+                continue
         if ev.match(tree, i + 1, uid, Message(view.mailbox, uid, heads.get(uid))):
             out.append((i + 1, uid))
     return out
+
+def _one_header_key(tree):
+    """For a search that is one ``HEADER name text`` key (SUBJECT, HEADER X-... too): a
+    function raw header → the same answer as ``Message.quick_header_match`` (True, False or
+    None), with the per-search checks done once and the text compared as ASCII bytes."""
+    if tree[0] != "header":
+        return None
+    name, needle = tree[1], _needle(tree[2])
+    if (not needle or not needle.isascii() or "\r" in needle or "\n" in needle
+            or name.upper() in ADDRESS_HEADERS or _FTEXT.fullmatch(name) is None):
+        return None
+    find = _field_values(name).findall
+    wanted = needle.encode("ascii")  # casefold of ASCII is lower()
+
+    def answer(raw):
+        if (raw is None or not raw.isascii() or b"=?" in raw
+                or raw.count(b"\r") != raw.count(b"\r\n")):
+            return None
+        block = _WELL_FORMED.match(raw)
+        if block is None:
+            return None
+        return any(wanted in v.lstrip(b" \t").lower() for v in find(raw, 0, block.end()))
+    return answer
 
 def _uses_modseq(node) -> bool:
     if node[0] == "modseq":
