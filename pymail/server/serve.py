@@ -10,6 +10,9 @@ import logging
 import signal
 from typing import Any
 
+# Neither module installs a reactor on import (pymail.runtime.install_reactor must come first).
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+
 from pymail.config import Config
 from pymail.server.context import ServiceContext
 from pymail.server.listen import BoundListener
@@ -42,29 +45,25 @@ def build_context(config: Config, roles: list[str]) -> ServiceContext:
     return ctx
 
 
-def _tracking_factory_class():
-    from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+class NoDelayWrapper(ProtocolWrapper):
+    """Every role's connection: Nagle off. Replies are often written in pieces (untagged lines,
+    then the tagged OK); with Nagle the last piece waited for the client's delayed ACK, about
+    40 ms on Linux, on every command."""
 
-    class NoDelayWrapper(ProtocolWrapper):
-        """Every role's connection: Nagle off. Replies are often written in pieces (untagged
-        lines, then the tagged OK); with Nagle the last piece waited for the client's delayed
-        ACK, about 40 ms on Linux, on every command."""
+    def makeConnection(self, transport):
+        set_no_delay = getattr(transport, "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            try:
+                set_no_delay(True)
+            except OSError:  # a unix socket (LMTP): no Nagle there anyway
+                pass
+        super().makeConnection(transport)
 
-        def makeConnection(self, transport):
-            set_no_delay = getattr(transport, "setTcpNoDelay", None)
-            if set_no_delay is not None:
-                try:
-                    set_no_delay(True)
-                except OSError:  # a unix socket (LMTP): no Nagle there anyway
-                    pass
-            super().makeConnection(transport)
 
-    class TrackingFactory(WrappingFactory):
-        """Knows its open connections (``protocols``) so that draining can wait for them."""
+class TrackingFactory(WrappingFactory):
+    """Knows its open connections (``protocols``) so that draining can wait for them."""
 
-        protocol = NoDelayWrapper
-
-    return TrackingFactory
+    protocol = NoDelayWrapper
 
 
 class Server:
@@ -86,7 +85,7 @@ class Server:
         from twisted.protocols.tls import TLSMemoryBIOFactory
 
         factory = factory_maker(bl.listener.role)(self.ctx, bl.listener)
-        tracker = _tracking_factory_class()(factory)
+        tracker = TrackingFactory(factory)
         self.trackers.append(tracker)
         factory = tracker
         if bl.listener.tls == "implicit":
