@@ -125,12 +125,19 @@ class Server:
                  self.active_connections(), self.grace)
         for port in self.ports:
             port.stopListening()
+        queue_stopped = [True]
         if self.ctx.queue is not None and hasattr(self.ctx.queue, "stop"):
-            self.ctx.queue.stop()
+            # Wait for the queue's stop (it says QUIT to cached outbound connections); mail
+            # not delivered by the end of the grace period stays spooled for the next start.
+            result = self.ctx.queue.stop()
+            if hasattr(result, "addBoth"):
+                queue_stopped[0] = False
+                result.addBoth(lambda _: queue_stopped.__setitem__(0, True))
         deadline = reactor.seconds() + self.grace
 
         def check() -> None:
-            if self.active_connections() == 0 or reactor.seconds() >= deadline:
+            idle = self.active_connections() == 0 and queue_stopped[0]
+            if idle or reactor.seconds() >= deadline:
                 for tracker in self.trackers:
                     for proto in list(tracker.protocols):
                         proto.transport.loseConnection()
