@@ -167,27 +167,13 @@ class ImapClient:
             self.writer.write(f"{tag} {line}\r\n".encode())
         elif continuation_only:
             self.writer.write(f"{tag} {line}\r\n".encode())
-            while True:
-                resp = await self.read_response()
-                if resp.text.startswith("+"):
-                    break
-                if resp.text.startswith(tag + " "):
-                    raise ImapNo(line.split(" ")[0], self._tagged(resp, untagged))
-                self.apply_untagged(resp)
-                untagged.append(resp)
+            await self._await_continuation(tag, line, untagged)
             self.writer.write(literal + b"\r\n")
         elif "LITERAL+" in self.capabilities:
             self.writer.write(f"{tag} {line} {{{len(literal)}+}}\r\n".encode() + literal + b"\r\n")
         else:
             self.writer.write(f"{tag} {line} {{{len(literal)}}}\r\n".encode())
-            while True:
-                resp = await self.read_response()
-                if resp.text.startswith("+"):
-                    break
-                if resp.text.startswith(tag + " "):
-                    raise ImapNo(line.split(" ")[0], self._tagged(resp, untagged))
-                self.apply_untagged(resp)
-                untagged.append(resp)
+            await self._await_continuation(tag, line, untagged)
             self.writer.write(literal + b"\r\n")
         while True:
             resp = await self.read_response()
@@ -278,6 +264,17 @@ class ImapClient:
                     raise ProtocolMismatch(f"IDLE ended with {resp.text}")
                 return
             self.apply_untagged(resp)
+
+    async def _await_continuation(self, tag: str, line: str, untagged: list) -> None:
+        """Read until the server's ``+``; a tagged answer first means it refused the command."""
+        while True:
+            resp = await self.read_response()
+            if resp.text.startswith("+"):
+                return
+            if resp.text.startswith(tag + " "):
+                raise ImapNo(line.split(" ")[0], self._tagged(resp, untagged))
+            self.apply_untagged(resp)
+            untagged.append(resp)
 
     async def logout(self) -> None:
         try:

@@ -59,18 +59,7 @@ def parse_sequence_set(value) -> SequenceSet:
 
 def compress(numbers) -> str:
     """``[1,2,3,5]`` → ``"1:3,5"`` (for COPYUID, APPENDUID, ESEARCH)."""
-    nums = sorted(set(numbers))
-    if not nums:
-        return ""
-    out, start, prev = [], nums[0], nums[0]
-    for n in nums[1:]:
-        if n == prev + 1:
-            prev = n
-            continue
-        out.append(f"{start}" if start == prev else f"{start}:{prev}")
-        start = prev = n
-    out.append(f"{start}" if start == prev else f"{start}:{prev}")
-    return ",".join(out)
+    return ordered_compress(sorted(set(numbers)))
 
 
 def ordered_compress(numbers) -> str:

@@ -46,41 +46,28 @@ class ParseCache:
         """header_fields for many messages with one index query (FETCH 1:* BODY[HEADER...])."""
         wanted = set(uids)
         self.cache_all(wanted)
-        out: dict[int, bytes] = {}
         select = parse.field_selector(names, negate)
-        if len(wanted) > SCAN_THRESHOLD:   # most of a big mailbox: one table scan is cheapest
-            for uid, header in self.index.db.execute("SELECT uid, header FROM parsed"):
-                if uid in wanted:
-                    out[uid] = select(header)
-            return out
-        ordered = sorted(wanted)
-        for i in range(0, len(ordered), 500):
-            chunk = ordered[i:i + 500]
-            marks = ",".join("?" * len(chunk))
-            for uid, header in self.index.db.execute(
-                    f"SELECT uid, header FROM parsed WHERE uid IN ({marks})", chunk):
-                out[uid] = select(header)
-        return out
+        return {uid: select(header) for uid, header in self._cached_headers(wanted)}
 
     def raw_headers_many(self, uids) -> dict[int, bytes]:
         """raw_header for many messages with one index query (SEARCH HEADER over a mailbox).
         Only what the parse cache already holds: messages not parsed yet (or expunged) are left
         out, so the caller decides whether to parse them (``raw_header``, ``cache_all``)."""
-        wanted = set(uids)
-        out: dict[int, bytes] = {}
-        if len(wanted) > SCAN_THRESHOLD:
+        return {uid: bytes(header) for uid, header in self._cached_headers(set(uids))}
+
+    def _cached_headers(self, wanted: set[int]):
+        """(uid, header block) rows of the parse cache for ``wanted``, in as few queries as fit."""
+        if len(wanted) > SCAN_THRESHOLD:   # most of a big mailbox: one table scan is cheapest
             for uid, header in self.index.db.execute("SELECT uid, header FROM parsed"):
                 if uid in wanted:
-                    out[uid] = bytes(header)
-            return out
+                    yield uid, header
+            return
         ordered = sorted(wanted)
         for i in range(0, len(ordered), 500):
             chunk = ordered[i:i + 500]
             marks = ",".join("?" * len(chunk))
-            for uid, header in self.index.db.execute(
-                    f"SELECT uid, header FROM parsed WHERE uid IN ({marks})", chunk):
-                out[uid] = bytes(header)
-        return out
+            yield from self.index.db.execute(
+                f"SELECT uid, header FROM parsed WHERE uid IN ({marks})", chunk)
 
     def _parsed(self, uid: int):
         row = self.index.db.execute(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import imaplib
 import os
 
-from conftest import USERS, Collect, run_cli, user_args
+from tests.perf.conftest import USERS, Collect, run_cli, user_args
 
 
 def test_mailbox_timings_cold_then_warm(dovecot, capsys):

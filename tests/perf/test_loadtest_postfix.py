@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from tests.perf.conftest import run_cli
 from peers import postfix as postfix_peer
 from pymail_loadtest.maildir_data import make_maildir
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import Collect, accept_all, run_cli
+from tests.perf.conftest import Collect, accept_all, run_cli
 
 
 def test_smtp_sends_exactly_count_messages_and_reports_latency(smtp_server, capsys):

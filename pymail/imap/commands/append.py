@@ -8,7 +8,7 @@ import calendar
 import re
 
 from pymail.imap import catenate, mime
-from pymail.imap.commands.mailbox import mailbox_name, parse_flags
+from pymail.imap.commands.mailbox import mailbox_name, open_destination, parse_flags
 from pymail.imap.parser import Atom, Literal8Bytes, LiteralBytes
 from pymail.imap.sequence import ordered_compress
 from pymail.imap.session import AUTHED, ImapError, bad, command
@@ -106,8 +106,6 @@ def _encode_binary(message: bytes) -> bytes:
 
 @command("APPEND", states=AUTHED)
 async def append(session, cmd):
-    from pymail.store.errors import StoreError
-
     args = list(cmd.args)
     if len(args) < 2:
         raise bad("APPEND needs a mailbox name and a message")
@@ -116,13 +114,7 @@ async def append(session, cmd):
     account = session.account
 
     def do_append():
-        try:
-            mb = account.mailbox(name)
-        except StoreError as e:
-            if e.code == "NONEXISTENT":
-                raise ImapError("No such mailbox", "TRYCREATE") from None
-            raise
-        with mb:
+        with open_destination(account, name) as mb:
             uids = []
             try:
                 for flags, date, message in items:

@@ -114,3 +114,16 @@ async def subscribe(session, cmd):
     fn = session.account.subscribe if cmd.name == "SUBSCRIBE" else session.account.unsubscribe
     await session.blocking(fn, name)
     return f"{cmd.name} completed"
+
+
+def open_destination(account, name: str):
+    """The target mailbox of APPEND, COPY or MOVE (blocking): a missing one is
+    ``NO [TRYCREATE]`` (RFC 3501 §6.3.11, §6.4.7), so the client may CREATE it and retry."""
+    from pymail.store.errors import StoreError
+
+    try:
+        return account.mailbox(name)
+    except StoreError as e:
+        if e.code == "NONEXISTENT":
+            raise ImapError("No such mailbox", "TRYCREATE") from None
+        raise

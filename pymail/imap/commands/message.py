@@ -4,7 +4,7 @@ MOVE / UID MOVE (RFC 6851)."""
 from __future__ import annotations
 
 from pymail.imap.commands.fetch import targets_for
-from pymail.imap.commands.mailbox import mailbox_name
+from pymail.imap.commands.mailbox import mailbox_name, open_destination
 from pymail.imap.sequence import ordered_compress, parse_sequence_set
 from pymail.imap.session import SELECTED, ImapError, bad, command
 
@@ -33,8 +33,6 @@ async def expunge(session, cmd):
 
 
 async def _copy_or_move(session, cmd, move: bool):
-    from pymail.store.errors import StoreError
-
     if len(cmd.args) != 2:
         raise bad(f"{cmd.name} needs a sequence set and a mailbox name")
     view = session.selected
@@ -50,13 +48,7 @@ async def _copy_or_move(session, cmd, move: bool):
     account = session.account
 
     def run():
-        try:
-            dest_mb = account.mailbox(dest)
-        except StoreError as e:
-            if e.code == "NONEXISTENT":
-                raise ImapError("No such mailbox", "TRYCREATE") from None
-            raise
-        with dest_mb:
+        with open_destination(account, dest) as dest_mb:
             uidvalidity = dest_mb.uidvalidity
         mapping = view.mailbox.move(uids, dest) if move else view.mailbox.copy(uids, dest)
         return uidvalidity, mapping
