@@ -5,6 +5,7 @@ in ``cache.py`` (ParseCache); both are mixed into ``Mailbox``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
@@ -267,17 +268,17 @@ class Mailbox(IndexSync, ParseCache):
             rows = db.execute("SELECT uid, base, subdir, info FROM records WHERE uid >= ? "
                               "ORDER BY uid", (first,)).fetchall()
             self.index.set("first_recent_uid", int(self.index.get("uidnext", 1, db)), db)
-            for uid, base, subdir, info in rows:
-                if subdir != "new":
-                    continue
-                src = os.path.join(self.folder.path, "new", self._fname(base, info))
-                new_info = info or ""
-                dst = os.path.join(self.folder.path, "cur", fn.full_name(base, new_info))
-                try:
-                    os.rename(src, dst)
-                except FileNotFoundError:
-                    continue   # someone else moved it; the next refresh sees where
-                db.execute("UPDATE records SET subdir='cur', info=? WHERE uid=?", (new_info, uid))
+            moving = [r for r in rows if r[2] == "new"]
+            with self.own_changes(db) if moving else contextlib.nullcontext():
+                for uid, base, subdir, info in moving:
+                    src = os.path.join(self.folder.path, "new", self._fname(base, info))
+                    new_info = info or ""
+                    dst = os.path.join(self.folder.path, "cur", fn.full_name(base, new_info))
+                    try:
+                        os.rename(src, dst)
+                    except FileNotFoundError:
+                        continue   # someone else moved it; the next refresh sees where
+                    db.execute("UPDATE records SET subdir='cur', info=? WHERE uid=?", (new_info, uid))
         return [r[0] for r in rows]
 
     # -- reading messages --------------------------------------------------------------------
@@ -375,47 +376,48 @@ class Mailbox(IndexSync, ParseCache):
                               for f in flags)
             modseq = None
             listing = None
-            for uid, base, subdir, info, flag_text, rec_modseq, vsize, mtime, guid in rows:
-                if unchanged_since is not None and rec_modseq > unchanged_since:
-                    failed.append(uid)
-                    continue
-                old = self._flagset(flag_text)
-                if mode == "add":
-                    new = old | flags
-                elif mode == "remove":
-                    new = old - flags
-                else:
-                    new = flags
-                new = frozenset(f if f in fn.SYSTEM_FLAGS else kw_canon.get(f.lower(), f)
-                                for f in new)
-                if new == old:
-                    updated.append(MessageRecord(uid, old, rec_modseq, vsize, mtime, guid))
-                    continue
-                new_info = fn.info_from_flags(new, index, info or "")
-                src_name = self._fname(base, info)
-                for attempt in range(2):
-                    try:
-                        os.rename(os.path.join(self.folder.path, subdir, src_name),
-                                  os.path.join(self.folder.path, "cur",
-                                               fn.full_name(base, new_info)))
-                        break
-                    except FileNotFoundError:
-                        if listing is None:
-                            listing = self._list_dir()
-                        found = listing.get(base)
-                        if found is None or attempt:
-                            src_name = None
+            with self.own_changes(db):
+                for uid, base, subdir, info, flag_text, rec_modseq, vsize, mtime, guid in rows:
+                    if unchanged_since is not None and rec_modseq > unchanged_since:
+                        failed.append(uid)
+                        continue
+                    old = self._flagset(flag_text)
+                    if mode == "add":
+                        new = old | flags
+                    elif mode == "remove":
+                        new = old - flags
+                    else:
+                        new = flags
+                    new = frozenset(f if f in fn.SYSTEM_FLAGS else kw_canon.get(f.lower(), f)
+                                    for f in new)
+                    if new == old:
+                        updated.append(MessageRecord(uid, old, rec_modseq, vsize, mtime, guid))
+                        continue
+                    new_info = fn.info_from_flags(new, index, info or "")
+                    src_name = self._fname(base, info)
+                    for attempt in range(2):
+                        try:
+                            os.rename(os.path.join(self.folder.path, subdir, src_name),
+                                      os.path.join(self.folder.path, "cur",
+                                                   fn.full_name(base, new_info)))
                             break
-                        subdir, info = found
-                        src_name = self._fname(base, info)
-                if src_name is None:
-                    continue        # expunged meanwhile; the next refresh records it
-                if modseq is None:
-                    modseq = self._next_modseq(db)
-                text = " ".join(sorted(new))
-                db.execute("UPDATE records SET subdir='cur', info=?, flags=?, seen=?, modseq=? "
-                           "WHERE uid=?", (new_info, text, int("\\Seen" in new), modseq, uid))
-                updated.append(MessageRecord(uid, self._flagset(text), modseq, vsize, mtime, guid))
+                        except FileNotFoundError:
+                            if listing is None:
+                                listing = self._list_dir()
+                            found = listing.get(base)
+                            if found is None or attempt:
+                                src_name = None
+                                break
+                            subdir, info = found
+                            src_name = self._fname(base, info)
+                    if src_name is None:
+                        continue        # expunged meanwhile; the next refresh records it
+                    if modseq is None:
+                        modseq = self._next_modseq(db)
+                    text = " ".join(sorted(new))
+                    db.execute("UPDATE records SET subdir='cur', info=?, flags=?, seen=?, modseq=? "
+                               "WHERE uid=?", (new_info, text, int("\\Seen" in new), modseq, uid))
+                    updated.append(MessageRecord(uid, self._flagset(text), modseq, vsize, mtime, guid))
         return updated, failed
 
     def _rows_for(self, db, uids):
@@ -515,35 +517,36 @@ class Mailbox(IndexSync, ParseCache):
                 rows = [r for r in rows if "\\Deleted" in self._flagset(r[4])]
             if not rows:
                 return []
-            listing = None
-            gone, freed = [], 0
-            for uid, base, subdir, info, *_ in rows:
-                path = os.path.join(self.folder.path, subdir, self._fname(base, info))
-                size = fn.size_fields(base)[0]
-                try:
-                    if size is None:
-                        size = os.stat(path).st_size
-                    os.unlink(path)
-                except FileNotFoundError:
-                    if listing is None:
-                        listing = self._list_dir()
-                    found = listing.get(base)
-                    if found is not None:
-                        try:
-                            os.unlink(os.path.join(self.folder.path, found[0],
-                                                   self._fname(base, found[1])))
-                        except FileNotFoundError:
-                            pass
-                    size = 0     # someone else removed it and counted it
-                gone.append(uid)
-                freed += size or 0
-            modseq = self._next_modseq(db)
-            db.executemany("DELETE FROM records WHERE uid=?", [(u,) for u in gone])
-            db.executemany("INSERT OR REPLACE INTO expunged VALUES (?, ?)",
-                           [(u, modseq) for u in gone])
-            if self._fsync:
-                for sub in ("new", "cur"):
-                    self.folder._fsync_dir(os.path.join(self.folder.path, sub))
+            with self.own_changes(db):
+                listing = None
+                gone, freed = [], 0
+                for uid, base, subdir, info, *_ in rows:
+                    path = os.path.join(self.folder.path, subdir, self._fname(base, info))
+                    size = fn.size_fields(base)[0]
+                    try:
+                        if size is None:
+                            size = os.stat(path).st_size
+                        os.unlink(path)
+                    except FileNotFoundError:
+                        if listing is None:
+                            listing = self._list_dir()
+                        found = listing.get(base)
+                        if found is not None:
+                            try:
+                                os.unlink(os.path.join(self.folder.path, found[0],
+                                                       self._fname(base, found[1])))
+                            except FileNotFoundError:
+                                pass
+                        size = 0     # someone else removed it and counted it
+                    gone.append(uid)
+                    freed += size or 0
+                modseq = self._next_modseq(db)
+                db.executemany("DELETE FROM records WHERE uid=?", [(u,) for u in gone])
+                db.executemany("INSERT OR REPLACE INTO expunged VALUES (?, ?)",
+                               [(u, modseq) for u in gone])
+                if self._fsync:
+                    for sub in ("new", "cur"):
+                        self.folder._fsync_dir(os.path.join(self.folder.path, sub))
             stale = int(self.index.get("uidlist_stale", 0, db)) + len(gone)
             live = self.index.counts()[0]
             if stale * 100 > live * UIDLIST_STALE_PERCENT:

@@ -7,8 +7,22 @@ directories whose stamp changed are listed, and the listing is compared with the
 file name (a set difference, in C); only the differences are looked at: renamed files (flags
 changed), new files (UIDs from the records appended to ``dovecot-uidlist`` since the last scan,
 or from the whole file, or given under the lock), missing files (listed again before they count
-as expunged).  A stamp changed within ``DIRTY_WINDOW_NS`` is saved as "dirty" (mtime granularity)
-so the next refresh looks again.
+as expunged).
+
+Timestamp granularity (Dovecot's maildir-sync.c "Problem 1"): on a filesystem whose timestamps
+are coarse, a change made in the same tick as our look leaves the stamp unchanged.  There a stamp
+younger than ``DIRTY_WINDOW_NS`` is saved as dirty until ``mtime + DIRTY_WINDOW_NS``, and, as in
+Dovecot, an unchanged dirty stamp is trusted until that moment and then looked at once more —
+a change hidden by the granularity shows up at most that late.  Linux 6.13+ gives ext4, XFS,
+btrfs and tmpfs fine-grained ("multigrain") timestamps: once a stamp was read, the next change
+gets a newer one.  ``fine_grained()`` probes this once per filesystem; there no stamp is dirty.
+
+Own changes (``own_changes``): a flag change, expunge or \\Recent claim made here renames or
+removes files under the index write lock and the ``dovecot-uidlist`` lock (which deliveries take
+to put a file in place).  If the saved stamp matched the folder before the change, the stamp after
+it is saved too, so nobody re-lists a 100,000-name ``cur/`` for a change the index already has.
+A foreign program renaming in ``cur/`` without that lock during those milliseconds would go
+unnoticed until the next change of ``cur/`` (the same trade Dovecot makes).
 
 Modseq rule (RFC 7162 needs modseqs that never go down under one UIDVALIDITY): when an index is
 (re)built its highest modseq starts at ``max(wall clock in microseconds, floor + 1)`` where the
@@ -20,7 +34,9 @@ yields modseqs above any a client has seen.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
 
 from pymail.store.atomic import replace_file
@@ -46,6 +62,65 @@ def _order_key(base: str):
     return (int(sec) if sec.isdigit() else 0, usec, base)
 
 
+_grain_lock = threading.Lock()
+_fine_by_dev: dict[int, bool] = {}
+PROBE_ROUNDS = 64
+
+
+def fine_grained(path: str) -> bool:
+    """True if the filesystem holding ``path`` gives every directory change a new mtime once
+    the old one was read (probed: rename a file back and forth, stat between; on a coarse
+    filesystem most of those stats are equal).  Cached per device."""
+    try:
+        dev = os.stat(path).st_dev
+    except OSError:
+        return False
+    with _grain_lock:
+        known = _fine_by_dev.get(dev)
+    if known is not None:
+        return known
+    probe = os.path.join(path, f".pymail-mtime-probe.{os.getpid()}.{threading.get_ident()}")
+    fine = False
+    try:
+        os.mkdir(probe)
+        a, b = os.path.join(probe, "a"), os.path.join(probe, "b")
+        open(a, "wb").close()
+        try:
+            fine = True
+            for _ in range(PROBE_ROUNDS):
+                before = os.stat(probe).st_mtime_ns
+                os.rename(a, b)
+                a, b = b, a
+                if os.stat(probe).st_mtime_ns == before:
+                    fine = False
+                    break
+        finally:
+            os.unlink(a)
+            os.rmdir(probe)
+    except OSError:
+        fine = False
+    with _grain_lock:
+        _fine_by_dev[dev] = fine
+    return fine
+
+
+def _same(stored, current, now: int) -> bool:
+    """Does a saved stamp part still describe ``current`` ("absent" or [mtime, size, ino])?
+    A dirty part ([mtime, size, ino, until]) is trusted only until ``until``."""
+    if not isinstance(stored, list) or not isinstance(current, list):
+        return stored == current
+    if stored[:3] != current:
+        return False
+    return len(stored) == 3 or now < stored[3]
+
+
+def stamps_match(stored, current, now: int | None = None) -> bool:
+    if not isinstance(stored, list) or len(stored) != len(current):
+        return False
+    now = time.time_ns() if now is None else now
+    return all(_same(s, c, now) for s, c in zip(stored, current))
+
+
 class IndexSync:
     """Mixin of Mailbox: needs self.folder, self.index, self.name, self._fsync, self._flagset,
     self._fname."""
@@ -53,8 +128,9 @@ class IndexSync:
     def _stamp(self) -> tuple[list, list]:
         """(current stamp, stamp to save).  Parts: new/, cur/, dovecot-uidlist,
         dovecot-keywords as [mtime ns, size, inode] or "absent"; in the saved copy a part
-        changed within DIRTY_WINDOW is "dirty", which never equals a real stamp."""
+        changed within the dirty window carries the time until which it is trusted."""
         now = time.time_ns()
+        window = 0 if fine_grained(os.path.join(self.folder.path, "tmp")) else DIRTY_WINDOW_NS
         current, save = [], []
         for path in (os.path.join(self.folder.path, "new"), os.path.join(self.folder.path, "cur"),
                      self.folder.uidlist_path, self.folder.keywords_path):
@@ -66,7 +142,8 @@ class IndexSync:
                 continue
             part = [st.st_mtime_ns, st.st_size, st.st_ino]
             current.append(part)
-            save.append("dirty" if now - st.st_mtime_ns < DIRTY_WINDOW_NS else part)
+            dirty = window and now - st.st_mtime_ns < window
+            save.append(part + [st.st_mtime_ns + window] if dirty else part)
         if current[1] == "absent":
             raise StoreError(NONEXISTENT, f"mailbox {self.name} no longer exists")
         return current, save
@@ -104,16 +181,28 @@ class IndexSync:
 
     def _refresh(self, force: bool = False) -> bool:
         current, _ = self._stamp()
-        if not force and self.index.get_json("stamp") == current:
+        if not force and stamps_match(self.index.get_json("stamp"), current):
             return False
         with self.index.write() as db:
             stored = self.index.get_json("stamp", db)
-            if not force and stored == current:
+            if not force and stamps_match(stored, current):
                 return False
             current, save = self._stamp()
             self._scan(db, None if force else stored, current)
             self.index.set_json("stamp", save, db)
         return True
+
+    @contextlib.contextmanager
+    def own_changes(self, db):
+        """Wrap renames/unlinks this mailbox makes and records in the index (``db`` is inside
+        ``index.write()``): see "Own changes" in the module docstring.  Do not take the
+        ``dovecot-uidlist`` lock inside (it is held here)."""
+        with self.folder.lock():
+            before, _ = self._stamp()
+            in_sync = stamps_match(self.index.get_json("stamp", db), before)
+            yield
+            if in_sync:
+                self.index.set_json("stamp", self._stamp()[1], db)
 
     def _listing(self, dirs=("new", "cur")) -> set[str]:
         """Every message file in ``dirs`` as "new/<name>" or "cur/<name>".  new/ is listed
@@ -154,10 +243,12 @@ class IndexSync:
         fresh = self._check_uidvalidity(db, summary)
         names = kw.read(self.folder.keywords_path)
         both = ("new", "cur")
-        if fresh or not isinstance(stored, list) or len(stored) != 4 or stored[3] != current[3]:
+        now = time.time_ns()
+        if fresh or not isinstance(stored, list) or len(stored) != 4 \
+                or not _same(stored[3], current[3], now):
             dirs = both                      # keyword letters may mean something new
         else:
-            dirs = tuple(d for i, d in enumerate(both) if stored[i] != current[i])
+            dirs = tuple(d for i, d in enumerate(both) if not _same(stored[i], current[i], now))
         listed = self._listing(dirs) if dirs else set()
         indexed = self._indexed(db, dirs) if dirs else set()
         missing = indexed - listed
