@@ -510,7 +510,8 @@ class Mailbox(IndexSync, ParseCache):
         with self.index.write() as db:
             if uids is None:
                 rows = db.execute("SELECT uid, base, subdir, info, flags, modseq, vsize, mtime, "
-                                  "COALESCE(guid, base) FROM records ORDER BY uid").fetchall()
+                                  "COALESCE(guid, base) FROM records WHERE flags LIKE ? "
+                                  "ORDER BY uid", ("%\\Deleted%",)).fetchall()
             else:
                 rows = self._rows_for(db, uids)
             if require_deleted:

@@ -64,6 +64,7 @@ def _order_key(base: str):
 
 _grain_lock = threading.Lock()
 _fine_by_dev: dict[int, bool] = {}
+_fine_by_path: dict[str, bool] = {}   # folder → its device's answer (saves a stat per sync)
 PROBE_ROUNDS = 64
 
 
@@ -71,6 +72,9 @@ def fine_grained(path: str) -> bool:
     """True if the filesystem holding ``path`` gives every directory change a new mtime once
     the old one was read (probed: rename a file back and forth, stat between; on a coarse
     filesystem most of those stats are equal).  Cached per device."""
+    known = _fine_by_path.get(path)
+    if known is not None:
+        return known
     try:
         dev = os.stat(path).st_dev
     except OSError:
@@ -78,6 +82,7 @@ def fine_grained(path: str) -> bool:
     with _grain_lock:
         known = _fine_by_dev.get(dev)
     if known is not None:
+        _fine_by_path[path] = known
         return known
     probe = os.path.join(path, f".pymail-mtime-probe.{os.getpid()}.{threading.get_ident()}")
     fine = False
@@ -101,6 +106,9 @@ def fine_grained(path: str) -> bool:
         fine = False
     with _grain_lock:
         _fine_by_dev[dev] = fine
+    if len(_fine_by_path) > 10_000:
+        _fine_by_path.clear()
+    _fine_by_path[path] = fine
     return fine
 
 

@@ -30,6 +30,7 @@ def listings(monkeypatch):
 def test_probe_finds_this_filesystem_fine_grained_and_a_coarse_one_not(tmp_path, monkeypatch):
     # Linux >= 6.13 on ext4/tmpfs: multigrain timestamps (the CI machine runs 6.18)
     monkeypatch.setattr(sync_mod, "_fine_by_dev", {})
+    monkeypatch.setattr(sync_mod, "_fine_by_path", {})
     assert sync_mod.fine_grained(str(tmp_path)) is True
     assert os.listdir(tmp_path) == []                      # the probe leaves nothing behind
 
@@ -44,6 +45,7 @@ def test_probe_finds_this_filesystem_fine_grained_and_a_coarse_one_not(tmp_path,
         return Coarse(real_stat(path, *a, **kw))
 
     monkeypatch.setattr(sync_mod, "_fine_by_dev", {})
+    monkeypatch.setattr(sync_mod, "_fine_by_path", {})
     monkeypatch.setattr(sync_mod.os, "stat", coarse_stat)
     assert sync_mod.fine_grained(str(tmp_path)) is False
 
