@@ -14,6 +14,7 @@ import bisect
 from pymail.imap import serialize
 from pymail.imap.parser import Atom
 from pymail.imap.sequence import compress
+from pymail.store.changeset import sync_from
 
 
 def unclaimed_recent(mailbox) -> int:
@@ -166,14 +167,23 @@ class SelectedMailbox:
                         self.keywords.add(f)
 
     def refresh(self, allow_expunge: bool, with_uid: bool = False) -> list[bytes]:
-        """Untagged responses for what changed since the last refresh."""
+        """Untagged responses for what changed since the last refresh.
+
+        With ``shared_changes`` set (the IdleHub does, for every idling session of a folder:
+        one index read per folder and tick, see ``pymail.store.changeset``) the changes come
+        from there without a query of this session's own; otherwise from ``Mailbox.sync()``."""
         mb = self.mailbox
-        res = mb.sync()
+        shared, self.shared_changes = self.shared_changes, None
+        res = sync_from(mb, shared) if shared is not None else None
+        if res is None:
+            shared = None
+            res = mb.sync()
         out: list[bytes] = []
         changed_flags: list[int] = []
         if res.added or res.expunged or res.flag_changes:
             wanted = set(res.added) | set(res.flag_changes)
-            current = _lookup(mb, wanted)  # only what changed: cheap on a 100k mailbox
+            # only what changed: cheap on a 100k mailbox
+            current = shared.lookup(wanted) if shared is not None else _lookup(mb, wanted)
             known = self.flags
             for uid in res.expunged:
                 if uid in known:
@@ -197,9 +207,14 @@ class SelectedMailbox:
                     self.flags[uid] = current[uid].flags
                     self.modseqs[uid] = current[uid].modseq
                     self.records[uid] = current[uid]
-                if not self.readonly:
-                    self.recent |= set(mb.claim_recent()) & set(new)
-                self.uidnext = max(mb.uidnext, self.uids[-1] + 1)
+                if shared is not None:
+                    if not self.readonly:
+                        self.recent |= shared.claim(mb, new)
+                    self.uidnext = max(shared.uidnext, self.uids[-1] + 1)
+                else:
+                    if not self.readonly:
+                        self.recent |= set(mb.claim_recent()) & set(new)
+                    self.uidnext = max(mb.uidnext, self.uids[-1] + 1)
             self._note_keywords(changed_flags + new)
         out += self.keyword_lines()
         if allow_expunge and self.gone:
@@ -229,6 +244,7 @@ class SelectedMailbox:
 
     _announced_exists = -1
     _announced_keywords: set = set()
+    shared_changes = None  # a ChangeSet for the next refresh() only (set by the IdleHub)
 
     def vanished_since(self, modseq: int, within=None) -> list[int]:
         """UIDs expunged after ``modseq`` (from the store's change log), optionally only those

@@ -1,0 +1,188 @@
+"""IDLE sessions of one folder share one index read per poll (pymail.store.changeset) and hold
+no SQLite connection while they wait; every one of them still gets exactly the untagged
+responses RFC 3501 / RFC 7162 / RFC 5267 ask for."""
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+
+from tests.imap.conftest import USER, deliver, message
+
+INDEX_NAME = "pymail-index.sqlite"
+
+
+def index_fds() -> int:
+    """Open file descriptors of this process (the server runs in it) on a mailbox index."""
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if os.path.basename(target) == INDEX_NAME:
+            n += 1
+    return n
+
+
+def run_in_subprocess(mail_root, code):
+    prog = textwrap.dedent(f"""
+        from pymail.store import Store
+        acct = Store({str(mail_root)!r}, fsync=False).account({USER!r})
+    """) + textwrap.dedent(code)
+    subprocess.run([sys.executable, "-c", prog], check=True, timeout=60)
+
+
+def start_idle(raw, before=b""):
+    r = raw(login=True)
+    if before:
+        r.send(before)
+        r.until(b"e")
+    r.send(b"s SELECT INBOX\r\n")
+    lines = r.until(b"s")
+    r.send(b"i IDLE\r\n")
+    assert r.line() == b"+ idling\r\n"
+    r.sock.settimeout(3)
+    return r, lines
+
+
+def lines_until(r, pattern: bytes, limit=10) -> list[bytes]:
+    out = []
+    for _ in range(limit):
+        line = r.line()
+        out.append(line)
+        if re.search(pattern, line):
+            return out
+    raise AssertionError(f"no {pattern!r} in {out!r}")
+
+
+def test_idling_sessions_hold_no_index_connection(raw, server, store):
+    deliver(store, message("one"))
+    clients = [start_idle(raw)[0] for _ in range(6)]
+    deadline = time.monotonic() + 3
+    while index_fds() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert index_fds() == 0
+    # the next command reopens the connection and sees the mailbox as before
+    r = clients[0]
+    r.send(b"DONE\r\n")
+    assert r.line() == b"i OK IDLE terminated\r\n"
+    r.send(b"f FETCH 1 (FLAGS)\r\n")
+    assert r.until(b"f")[-1].startswith(b"f OK")
+    assert index_fds() >= 1
+
+
+def test_one_delivery_reaches_every_session_recent_in_exactly_one(raw, server, store):
+    deliver(store, message("first"))
+    opened = [start_idle(raw) for _ in range(5)]
+    base = [int(next(ln for ln in sel if ln.endswith(b" RECENT\r\n")).split()[1])
+            for _, sel in opened]
+    assert sorted(base) == [0, 0, 0, 0, 1]  # the first SELECT claimed message 1
+    run_in_subprocess(store.mail_root, f"acct.deliver({message('pushed')!r})")
+    recents = []
+    for r, _ in opened:
+        got = lines_until(r, rb"RECENT")
+        assert b"* 2 EXISTS\r\n" in got
+        recents.append(int(got[-1].split()[1]))
+    gained = [n - b for n, b in zip(recents, base)]
+    assert sorted(gained) == [0, 0, 0, 0, 1], (base, recents)  # RFC 3501 §2.3.2
+    winner = opened[gained.index(1)][0]
+    for r, _ in opened:
+        r.send(b"DONE\r\n")
+        assert r.line() == b"i OK IDLE terminated\r\n"
+        r.send(b"f FETCH 2 (FLAGS)\r\n")
+        fetched = r.until(b"f")
+        assert fetched[-1].startswith(b"f OK")
+        assert (b"\\Recent" in fetched[0]) == (r is winner)
+
+
+def test_flag_change_and_expunge_while_idling_condstore_and_qresync(raw, connect, server, store):
+    for s in ("a", "b", "c"):
+        deliver(store, message(s))
+    with store.account(USER).mailbox("INBOX") as mb:
+        mb.claim_recent()  # no \Recent in the FETCH lines below
+    plain, _ = start_idle(raw)
+    cond, cond_sel = start_idle(raw, b"e ENABLE CONDSTORE\r\n")
+    qres, _ = start_idle(raw, b"e ENABLE QRESYNC\r\n")
+    assert any(b"HIGHESTMODSEQ" in ln for ln in cond_sel)
+    other = connect()
+    other.select("INBOX")
+    other.store("2", "+FLAGS.SILENT", "(\\Flagged)")
+    assert lines_until(plain, rb"FETCH")[-1] == b"* 2 FETCH (FLAGS (\\Flagged))\r\n"
+    got = lines_until(cond, rb"FETCH")[-1]
+    assert re.fullmatch(rb"\* 2 FETCH \(FLAGS \(\\Flagged\) MODSEQ \(\d+\)\)\r\n", got), got
+    got = lines_until(qres, rb"FETCH")[-1]
+    assert re.fullmatch(rb"\* 2 FETCH \(FLAGS \(\\Flagged\) MODSEQ \(\d+\)\)\r\n", got), got
+
+    other.store("1", "+FLAGS.SILENT", "(\\Deleted)")
+    other.expunge()
+    assert b"* 1 EXPUNGE\r\n" in lines_until(plain, rb"EXPUNGE")
+    assert b"* 1 EXPUNGE\r\n" in lines_until(cond, rb"EXPUNGE")
+    assert b"* VANISHED 1\r\n" in lines_until(qres, rb"VANISHED")
+    for r in (plain, cond, qres):
+        r.send(b"DONE\r\n")
+        assert r.until(b"i")[-1] == b"i OK IDLE terminated\r\n"
+        r.send(b"f FETCH 1:* (UID FLAGS)\r\n")
+        lines = r.until(b"f")
+        assert lines[0].startswith(b"* 1 FETCH (UID 2 FLAGS (\\Flagged")
+        assert lines[1].startswith(b"* 2 FETCH (UID 3 ")
+        assert lines[-1].startswith(b"f OK")
+
+
+def test_change_from_another_process_within_a_second_for_many_sessions(raw, server, store,
+                                                                     monkeypatch):
+    from pymail.imap import selected
+    from pymail.store.mailbox import Mailbox
+
+    deliver(store, message("a"))
+    with store.account(USER).mailbox("INBOX") as mb:
+        mb.claim_recent()
+    clients = [start_idle(raw)[0] for _ in range(8)]
+    time.sleep(0.6)  # every session has been through one poll (and gave its connection back)
+    calls = {"sync": 0, "shared": 0}
+    real_sync, real_sync_from = Mailbox.sync, selected.sync_from
+
+    def counting_sync(self):
+        calls["sync"] += 1
+        return real_sync(self)
+
+    def counting_sync_from(mb, changes):
+        res = real_sync_from(mb, changes)
+        calls["shared"] += res is not None
+        return res
+
+    monkeypatch.setattr(Mailbox, "sync", counting_sync)
+    monkeypatch.setattr(selected, "sync_from", counting_sync_from)
+    run_in_subprocess(store.mail_root, """
+        with acct.mailbox("INBOX") as mb:
+            mb.store_flags([1], ["\\\\Seen", "work"], "add")
+    """)
+    done = time.monotonic()
+    for r in clients:
+        r.sock.settimeout(1.5)
+        got = lines_until(r, rb"FETCH")
+        assert got[0] == b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft work)\r\n"
+        assert got[-1] == b"* 1 FETCH (FLAGS (\\Seen work))\r\n"
+    assert time.monotonic() - done < 1.5
+    # all eight learnt it from the one shared read, none ran a sync of its own
+    assert calls["sync"] == 0 and calls["shared"] >= 8, calls
+
+
+def test_updating_search_told_while_idling(raw, server, store):
+    deliver(store, message("a"))
+    r = raw(login=True)
+    r.send(b"s SELECT INBOX\r\n")
+    r.until(b"s")
+    r.send(b"q SEARCH RETURN (UPDATE ALL) UNSEEN\r\n")
+    assert r.until(b"q")[-1].startswith(b"q OK")
+    twin, _ = start_idle(raw)
+    r.send(b"i IDLE\r\n")
+    assert r.line() == b"+ idling\r\n"
+    r.sock.settimeout(3)
+    deliver(store, message("b"))
+    got = lines_until(r, rb"ADDTO")
+    assert b"* 2 EXISTS\r\n" in got
+    assert got[-1] == b'* ESEARCH (TAG "q") ADDTO (2 2)\r\n'
+    assert b"* 2 EXISTS\r\n" in lines_until(twin, rb"EXISTS")
