@@ -87,7 +87,7 @@ def show(qdir: QueueDir, queue_id: str) -> str:
     out.append("")
     try:
         with open(qdir.data_path(queue_id), "rb") as f:
-            head = f.read(64 * 1024)
+            head = f.read(min(64 * 1024, qdir.message_length(queue_id)))
     except FileNotFoundError:
         raise QueueError(f"{queue_id}: message file is missing") from None
     end = head.find(b"\r\n\r\n")

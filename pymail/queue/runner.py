@@ -159,7 +159,8 @@ class DeliveryRunner:
             if envelope.held or envelope.next_attempt > now:
                 return
             try:
-                self.attempt(envelope, now)
+                with qdir.message(queue_id) as path:
+                    self.attempt(envelope, now, path)
             except Exception:
                 # A bug or a disk problem after the journal was written: keep the message, try
                 # again after the usual back-off instead of at every scan.
@@ -171,10 +172,10 @@ class DeliveryRunner:
                 except Exception:
                     log.exception("%s: cannot record the failed attempt", queue_id)
 
-    def attempt(self, envelope, now: float) -> None:
+    def attempt(self, envelope, now: float, path) -> None:
+        """One attempt; ``path`` holds the message alone (``QueueDir.message``)."""
         qdir = self.queue.dir
         qid = envelope.queue_id
-        path = qdir.data_path(qid)
         pending = envelope.pending()
         for r in pending:
             if r.in_flight:
@@ -182,7 +183,12 @@ class DeliveryRunner:
                                    "an earlier attempt was interrupted")
             r.in_flight = True
         envelope.attempts += 1
-        qdir.save(envelope)  # the journal: recipients of this attempt
+        # The journal: recipients of this attempt. While the envelope is the file's trailer all
+        # its recipients are pending, and the TRIED mark (one fchmod + fsync) says so.
+        if qdir.in_trailer(qid):
+            qdir.mark_tried(qid)
+        else:
+            qdir.save(envelope)
 
         def record(r: Recipient, status: str, relay: str, text: str) -> None:
             delay = now - envelope.created

@@ -41,7 +41,7 @@ class Queue:
         """Finish a spool writer and commit its message in one thread hop (``accept`` for a
         message nobody needs to read before it is queued). Raises OSError; then nothing of the
         message is left to deliver."""
-        await writer.finish(then=lambda path: self.dir.commit(envelope, path))
+        await writer.finish(then=lambda path: self.dir.commit(envelope, path, writer.size, writer.crc))
         self._accepted(envelope)
 
     def _accepted(self, envelope: Envelope) -> None:

@@ -1,19 +1,30 @@
-"""The queue on disk: message files and envelopes, written so that a 250 is never a lie.
+"""The queue on disk: one file per message, written so that a 250 is never a lie.
 
-Layout under the queue directory (one folder, so one directory fsync covers both files)::
+Layout under the queue directory::
 
-    msg/<id>            the message (Received header first); written while it arrives, then
-                        never changed
-    msg/<id>.json       the envelope; its presence makes the message queued
-    msg/.<id>.<pid>.tmp an envelope being written
+    msg/<id>              the message (Received header first), followed by its envelope (the
+                          trailer, see below) until the first delivery attempt that leaves it
+                          queued; the file's mode says which (``PLAIN``/``SEALED``/``TRIED``)
+    msg/<id>.json         the envelope, once it changed after acceptance (delivery attempts,
+                          hold/release); when present it wins over the trailer
+    msg/.<id>.<pid>.<tid>.tmp       an envelope being written
+    msg/.<id>.<pid>.<tid>.view.tmp  a message-only copy read by a first delivery attempt
+    corrupt/<id>          a sealed file whose trailer does not check (a torn write; never acked)
 
-``commit`` fsyncs the message file, writes the envelope to a temporary file, fsyncs it, renames
-it to ``<id>.json`` and fsyncs the folder (POSIX makes a new name durable only once its directory
-is synced). Only then does the SMTP server say 250. Folder fsyncs are shared: sessions that commit
-at the same time wait for one fsync that started after their rename (group commit), which is what
-keeps concurrent sessions fast. A crash before the envelope is durable leaves a message file
-without envelope; ``recover()`` removes those (the client got no 250 and will retry). Envelope
-updates use the same write-temp/fsync/rename/fsync-folder dance.
+Acceptance (``commit``/``seal``, before the SMTP 250): the envelope is appended to the message
+file as a trailer (JSON, then a fixed-size footer with both lengths and CRC-32s), the file's mode
+becomes ``SEALED`` (0700, like Postfix marks a finished queue file executable), the file is
+fsynced and then the folder (group commit, ``GroupSync``): one file fsync per message. A message
+file whose mode is not sealed and that has no ``.json`` is being written or an orphan of a crash
+before the fsync returned (no 250 was given); ``recover()`` removes old ones.
+
+Delivery: a first attempt marks the file ``TRIED`` (0710, fchmod + fsync: every recipient of the
+trailer is then in flight, RFC 5321 §6.1) instead of rewriting the envelope, and reads the message
+through a copy without the trailer. An attempt that leaves the message queued writes
+``<id>.json`` (write temp, fsync, rename, fsync folder) and then strips the trailer from the
+message file (truncate, mode ``PLAIN``, fsync). A delivered message is unlinked (envelope
+first) and the folder fsynced. Queue directories of the older layout (a plain message file and
+its ``.json`` from the start) are read as they are.
 
 A runner delivering a message holds an exclusive ``flock`` on its message file, so several
 processes (pymail-server workers, the admin CLI) can share one queue directory.
@@ -23,13 +34,25 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
+import stat
 import threading
 import time
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
 from pymail.queue.envelope import Envelope
 from pymail.queue.ids import new_queue_id, valid_queue_id
+
+PLAIN = 0o600  # the message alone: being written, or its envelope is <id>.json
+SEALED = 0o700  # message + envelope trailer, fsynced: queued, no attempt yet
+TRIED = 0o710  # sealed, and a first delivery attempt has started
+SEALED_BIT = stat.S_IXUSR
+
+# "\nPYMAILQ1 <json length> <message length> <crc32 json> <crc32 message>\n"
+FOOTER_SIZE = 52
+_FOOTER = re.compile(rb"\nPYMAILQ1 (\d{10}) (\d{12}) ([0-9a-f]{8}) ([0-9a-f]{8})\n\Z")
 
 
 class QueueError(Exception):
@@ -42,6 +65,66 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def footer(json_len: int, message_len: int, json_crc: int, message_crc: int) -> bytes:
+    out = b"\nPYMAILQ1 %010d %012d %08x %08x\n" % (json_len, message_len, json_crc, message_crc)
+    assert len(out) == FOOTER_SIZE
+    return out
+
+
+def trailer(envelope: Envelope, message_len: int, message_crc: int) -> bytes:
+    raw = envelope.to_json()
+    return raw + footer(len(raw), message_len, zlib.crc32(raw), message_crc)
+
+
+def _pread_all(fd: int, n: int, offset: int) -> bytes:
+    parts = []
+    while n > 0:
+        chunk = os.pread(fd, min(n, 1 << 20), offset)
+        if not chunk:
+            break
+        parts.append(chunk)
+        n -= len(chunk)
+        offset += len(chunk)
+    return b"".join(parts)
+
+
+def file_crc(fd: int, length: int) -> int:
+    crc, offset = 0, 0
+    while offset < length:
+        chunk = os.pread(fd, min(length - offset, 1 << 20), offset)
+        if not chunk:
+            break
+        crc = zlib.crc32(chunk, crc)
+        offset += len(chunk)
+    return crc
+
+
+def read_trailer(fd: int, queue_id: str, check_message: bool = False) -> tuple[Envelope, int]:
+    """The envelope of a sealed file and the length of its message part. Raises QueueError when
+    the trailer does not check (lengths, CRC-32, the queue ID inside): a torn file."""
+    size = os.fstat(fd).st_size
+    if size < FOOTER_SIZE:
+        raise QueueError(f"{queue_id}: damaged queue file (no envelope trailer)")
+    match = _FOOTER.match(os.pread(fd, FOOTER_SIZE, size - FOOTER_SIZE))
+    if match is None:
+        raise QueueError(f"{queue_id}: damaged queue file (no envelope trailer)")
+    json_len, message_len = int(match[1]), int(match[2])
+    if message_len + json_len + FOOTER_SIZE != size:
+        raise QueueError(f"{queue_id}: damaged queue file (lengths do not match)")
+    raw = _pread_all(fd, json_len, message_len)
+    if zlib.crc32(raw) != int(match[3], 16):
+        raise QueueError(f"{queue_id}: damaged queue file (envelope checksum)")
+    if check_message and file_crc(fd, message_len) != int(match[4], 16):
+        raise QueueError(f"{queue_id}: damaged queue file (message checksum)")
+    try:
+        envelope = Envelope.from_json(raw)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise QueueError(f"{queue_id}: damaged envelope ({exc})") from None
+    if envelope.queue_id != queue_id:
+        raise QueueError(f"{queue_id}: damaged queue file (envelope of {envelope.queue_id})")
+    return envelope, message_len
 
 
 class GroupSync:
@@ -109,6 +192,9 @@ class QueueDir:
     def files(self) -> list[str]:
         return sorted(os.listdir(self.msg))
 
+    def _scratch(self, queue_id: str, kind: str = "") -> Path:
+        return self.msg / f".{queue_id}.{os.getpid()}.{threading.get_ident()}{kind}.tmp"
+
     # -- writing -------------------------------------------------------------------------------
     def _sync(self, fd: int) -> None:
         if self.fsync:
@@ -118,25 +204,68 @@ class QueueDir:
         if self.fsync:
             self._group.sync()
 
-    def commit(self, envelope: Envelope, spooled: Path) -> None:
-        """Make a fully written spool file and its envelope durable (blocking)."""
+    def seal(self, fd: int, envelope: Envelope, message_len: int, message_crc: int) -> None:
+        """Append the envelope to a fully written message file open as ``fd``, mark it sealed
+        and fsync it (the folder is synced by the caller)."""
+        data = memoryview(trailer(envelope, message_len, message_crc))
+        offset = message_len
+        while data:
+            n = os.pwrite(fd, data, offset)
+            data = data[n:]
+            offset += n
+        os.fchmod(fd, SEALED)
+        self._sync(fd)
+
+    def commit(self, envelope: Envelope, spooled: Path, message_len: int | None = None,
+               message_crc: int | None = None) -> None:
+        """Make a fully written spool file durable with its envelope (blocking). Once it
+        returns, the message is queued; if it raises, nothing of it will be delivered."""
         final = self.data_path(envelope.queue_id)
-        fd = os.open(spooled, os.O_RDONLY)
+        fd = os.open(spooled, os.O_RDWR)
         try:
-            self._sync(fd)
+            length = os.fstat(fd).st_size
+            if message_len is not None and message_len != length:
+                raise OSError(f"spool file has {length} bytes, {message_len} were written")
+            crc = message_crc if message_crc is not None else file_crc(fd, length)
+            try:
+                self.seal(fd, envelope, length, crc)
+            except BaseException:
+                os.fchmod(fd, PLAIN)  # not queued: no half trailer, no seal left behind
+                os.ftruncate(fd, length)
+                raise
         finally:
             os.close(fd)
         if Path(spooled) != final:
             os.rename(spooled, final)
-        self._write_envelope(envelope)
+        self._sync_dir()
 
     def save(self, envelope: Envelope) -> None:
-        """Durably replace an envelope (after a delivery attempt)."""
+        """Durably replace an envelope (after a delivery attempt, hold, release): it goes to
+        ``<id>.json``, then the trailer, if any, is stripped from the message file."""
         self._write_envelope(envelope)
+        self._strip(envelope.queue_id)
+
+    def _strip(self, queue_id: str) -> None:
+        try:
+            fd = os.open(self.data_path(queue_id), os.O_RDWR)
+        except FileNotFoundError:
+            return
+        try:
+            if not os.fstat(fd).st_mode & SEALED_BIT:
+                return
+            try:
+                _, message_len = read_trailer(fd, queue_id)
+            except QueueError:
+                return  # the .json is the truth now; readers bound the message by its size
+            os.ftruncate(fd, message_len)
+            os.fchmod(fd, PLAIN)
+            self._sync(fd)
+        finally:
+            os.close(fd)
 
     def _write_envelope(self, envelope: Envelope) -> None:
         final = self.env_path(envelope.queue_id)
-        tmp = self.msg / f".{envelope.queue_id}.{os.getpid()}.{threading.get_ident()}.tmp"
+        tmp = self._scratch(envelope.queue_id)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, envelope.to_json())
@@ -150,13 +279,32 @@ class QueueDir:
         self._sync_dir()
 
     def enqueue_bytes(self, envelope: Envelope, message: bytes) -> None:
-        """Queue a message made here (bounces)."""
+        """Queue a message made here (bounces, DSNs, Sieve redirects and vacation replies)."""
         path = self.tmp_path(envelope.queue_id)
-        with open(path, "wb") as f:
-            f.write(message)
         envelope.size = len(message)
-        self.commit(envelope, path)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, PLAIN)
+        try:
+            view = memoryview(message)
+            while view:
+                view = view[os.write(fd, view):]
+            self.seal(fd, envelope, len(message), zlib.crc32(message))
+        except BaseException:
+            os.close(fd)
+            os.unlink(path)
+            raise
+        os.close(fd)
+        self._sync_dir()
         self.made_here += 1  # tells the runner to look again soon (bounces, Sieve redirects)
+
+    def mark_tried(self, queue_id: str) -> None:
+        """Before a first delivery attempt of a sealed message: durably say it started (every
+        recipient in the trailer is then in flight, RFC 5321 §6.1)."""
+        fd = os.open(self.data_path(queue_id), os.O_RDONLY)
+        try:
+            os.fchmod(fd, TRIED)
+            self._sync(fd)
+        finally:
+            os.close(fd)
 
     def remove(self, queue_id: str) -> None:
         """Dequeue: the envelope goes first, so a crash never leaves an envelope without data."""
@@ -172,18 +320,106 @@ class QueueDir:
         if not valid_queue_id(queue_id):
             raise QueueError(f"{queue_id!r} is not a queue ID")
         try:
-            return Envelope.from_json(self.env_path(queue_id).read_bytes())
+            return self._load_json(queue_id)
+        except FileNotFoundError:
+            pass
+        try:
+            fd = os.open(self.data_path(queue_id), os.O_RDONLY)
         except FileNotFoundError:
             raise QueueError(f"{queue_id}: no such message in the queue") from None
+        try:
+            mode = stat.S_IMODE(os.fstat(fd).st_mode)
+            if not mode & SEALED_BIT:
+                error = QueueError(f"{queue_id}: no such message in the queue")
+            else:
+                try:
+                    envelope, _ = read_trailer(fd, queue_id)
+                    error = None
+                except QueueError as exc:
+                    error = exc
+        finally:
+            os.close(fd)
+        if error is not None:
+            try:  # converted to <id>.json meanwhile (a delivery attempt or hold by another process)
+                return self._load_json(queue_id)
+            except FileNotFoundError:
+                raise error from None
+        if mode == TRIED:
+            envelope.attempts = max(envelope.attempts, 1)
+            for r in envelope.pending():
+                r.in_flight = True
+        return envelope
+
+    def _load_json(self, queue_id: str) -> Envelope:
+        raw = self.env_path(queue_id).read_bytes()
+        try:
+            return Envelope.from_json(raw)
         except (ValueError, TypeError, KeyError) as exc:
             raise QueueError(f"{queue_id}: damaged envelope ({exc})") from None
 
+    def in_trailer(self, queue_id: str) -> bool:
+        """The message's envelope is still its file's trailer (no attempt left it queued)."""
+        if self.env_path(queue_id).exists():
+            return False
+        try:
+            return bool(os.stat(self.data_path(queue_id)).st_mode & SEALED_BIT)
+        except FileNotFoundError:
+            return False
+
+    def message_length(self, queue_id: str) -> int:
+        """Bytes of the message in its file (without a trailer)."""
+        with open(self.data_path(queue_id), "rb") as f:
+            fd = f.fileno()
+            if os.fstat(fd).st_mode & SEALED_BIT:
+                try:
+                    return read_trailer(fd, queue_id)[1]
+                except QueueError:
+                    pass
+            return os.fstat(fd).st_size
+
+    @contextmanager
+    def message(self, queue_id: str):
+        """A path to a file holding the message alone, for delivery (hold the lock). A message
+        whose envelope is in its trailer is copied (no fsync: a scratch file) for the attempt."""
+        path = self.data_path(queue_id)
+        if not self.in_trailer(queue_id):
+            self._strip(queue_id)  # a conversion a crash interrupted
+            yield path
+            return
+        view = self._scratch(queue_id, ".view")
+        with open(path, "rb") as src:
+            _, length = read_trailer(src.fileno(), queue_id)
+            fd = os.open(view, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                _copy(src.fileno(), fd, length)
+            finally:
+                os.close(fd)
+        try:
+            yield view
+        finally:
+            try:
+                os.unlink(view)
+            except FileNotFoundError:
+                pass
+
+    def _scan(self) -> tuple[set[str], list[str]]:
+        """(IDs with a .json, IDs of sealed files without one)."""
+        names = os.listdir(self.msg)
+        with_json = {n[:-5] for n in names if n.endswith(".json") and not n.startswith(".")}
+        sealed = []
+        for name in names:
+            if name in with_json or not valid_queue_id(name):
+                continue
+            try:
+                if os.stat(self.msg / name).st_mode & SEALED_BIT:
+                    sealed.append(name)
+            except FileNotFoundError:
+                continue
+        return with_json, sealed
+
     def ids(self) -> list[str]:
-        out = []
-        for name in os.listdir(self.msg):
-            if name.endswith(".json") and not name.startswith("."):
-                out.append(name[:-5])
-        return sorted(out)
+        with_json, sealed = self._scan()
+        return sorted(with_json.union(sealed))
 
     def envelopes(self) -> list[Envelope]:
         out = []
@@ -195,13 +431,15 @@ class QueueDir:
         return out
 
     def due(self, now: float | None = None) -> list[str]:
-        """IDs of messages to try now. Envelopes are re-read only when their file changed, so a
-        large deferred queue costs a stat per message per scan, not a JSON parse."""
+        """IDs of messages to try now. A sealed message without .json was never held or
+        deferred, so it is due without reading it; envelopes are re-read only when their file
+        changed, so a large deferred queue costs a stat per message per scan, not a JSON parse."""
         now = time.time() if now is None else now
+        with_json, sealed = self._scan()
         cache = self._due_cache
         fresh: dict[str, tuple[int, bool, float]] = {}
-        out = []
-        for qid in self.ids():
+        out = list(sealed)
+        for qid in with_json:
             try:
                 mtime = os.stat(self.env_path(qid)).st_mtime_ns
             except FileNotFoundError:
@@ -209,15 +447,15 @@ class QueueDir:
             entry = cache.get(qid)
             if entry is None or entry[0] != mtime:
                 try:
-                    env = self.load(qid)
-                except QueueError:
+                    env = self._load_json(qid)
+                except (QueueError, FileNotFoundError):
                     continue
                 entry = (mtime, env.held, env.next_attempt)
             fresh[qid] = entry
             if not entry[1] and entry[2] <= now:
                 out.append(qid)
         self._due_cache = fresh
-        return out
+        return sorted(out)
 
     # -- locking ------------------------------------------------------------------------------
     @contextmanager
@@ -247,8 +485,10 @@ class QueueDir:
     def recover(self, min_age: float = 3600.0) -> list[str]:
         """Clean what a crash left behind; returns the IDs of removed orphans (never acked).
 
-        Only files older than ``min_age`` seconds go: another process sharing the queue may be
-        writing a young one right now.
+        Unsealed message files without envelope go once older than ``min_age`` seconds
+        (another process sharing the queue may be writing a young one right now). A sealed file
+        whose trailer does not check (message CRC included) is a write torn by a crash before
+        its fsync returned, so it was never acknowledged: it is moved to ``corrupt/``.
         """
         removed = []
         cutoff = time.time() - min_age
@@ -259,7 +499,7 @@ class QueueDir:
             except FileNotFoundError:
                 return False
 
-        queued = set(self.ids())
+        with_json, sealed = self._scan()
         for name in os.listdir(self.msg):
             path = self.msg / name
             if name.startswith("."):
@@ -269,10 +509,44 @@ class QueueDir:
                     except FileNotFoundError:
                         pass
                 continue
-            if name.endswith(".json") or name in queued or not old(path):
+            if name.endswith(".json") or name in with_json:
+                continue
+            if name in sealed:
+                self._check_sealed(name, removed)
+                continue
+            if not old(path):
                 continue
             with self.locked(name) as got:
-                if got and not self.env_path(name).exists():
+                if got and not self.env_path(name).exists() and not self.in_trailer(name):
                     os.unlink(path)
                     removed.append(name)
         return removed
+
+    def _check_sealed(self, queue_id: str, removed: list[str]) -> None:
+        with self.locked(queue_id) as got:
+            if not got or self.env_path(queue_id).exists():
+                return
+            try:
+                with open(self.data_path(queue_id), "rb") as f:
+                    read_trailer(f.fileno(), queue_id, check_message=True)
+                return
+            except FileNotFoundError:
+                return
+            except QueueError:
+                pass
+            corrupt = self.root / "corrupt"
+            corrupt.mkdir(exist_ok=True)
+            os.rename(self.data_path(queue_id), corrupt / queue_id)
+            removed.append(queue_id)
+
+
+def _copy(src: int, dst: int, length: int) -> None:
+    offset = 0
+    while offset < length:
+        chunk = os.pread(src, min(length - offset, 1 << 20), offset)
+        if not chunk:
+            raise QueueError("queue file shorter than its trailer says")
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(dst, view):]
+        offset += len(chunk)

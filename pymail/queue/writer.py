@@ -9,6 +9,7 @@ whole message.
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 
 from twisted.internet import defer
@@ -22,6 +23,7 @@ class SpoolWriter:
     def __init__(self, path: Path):
         self.path = path
         self.size = 0
+        self.crc = 0  # CRC-32 of the bytes written so far (the queue file's trailer has it)
         self.backlog = 0  # bytes handed over but not yet written
         self._buffer: list[bytes] = []
         self._buffered = 0
@@ -67,6 +69,7 @@ class SpoolWriter:
             return
         if self._fd is None:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self.crc = zlib.crc32(data, self.crc)
         view = memoryview(data)
         while view:
             n = os.write(self._fd, view)

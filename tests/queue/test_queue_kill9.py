@@ -14,10 +14,16 @@ import threading
 import time
 from pathlib import Path
 
+from pymail.queue.spool import QueueDir
 from pymail.testing.server_process import ServerProcess, write_config
 
 TOTAL = 500
 CLIENTS = 4
+
+
+def queued(msg: Path) -> list[str]:
+    """IDs still queued (sealed files and envelopes; unacknowledged orphans do not count)."""
+    return QueueDir(msg.parent).ids()
 
 
 def count_deliveries(maildir: Path) -> dict[int, int]:
@@ -91,9 +97,9 @@ def test_kill9_during_load_loses_nothing(tmp_path):
     try:
         queue_env = var / "queue" / "msg"
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and any(p.suffix == ".json" for p in queue_env.iterdir()):
+        while time.monotonic() < deadline and queued(queue_env):
             time.sleep(0.2)
-        assert not [p for p in queue_env.iterdir() if p.suffix == ".json"], "queue did not drain"
+        assert not queued(queue_env), "queue did not drain"
     finally:
         server.stop()
     log = first_log + server.log()
@@ -133,7 +139,7 @@ def test_two_workers_share_one_queue_without_double_delivery(tmp_path):
                     c.sendmail("load@ext.test", ["alice@example.org"], f"X-Load-Seq: {n}\r\n\r\nx\r\n")
         msg = var / "queue" / "msg"
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and any(p.suffix == ".json" for p in msg.iterdir()):
+        while time.monotonic() < deadline and queued(msg):
             time.sleep(0.2)
     finally:
         server.stop()

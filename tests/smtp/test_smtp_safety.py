@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import smtplib
 import socket
 import time
+from dataclasses import asdict
 
 import pytest
 
@@ -15,6 +15,12 @@ def connect(port):
     f = s.makefile("rb")
     assert f.readline().startswith(b"220")
     return s, f
+
+
+def queued_message(mailsys, qid) -> bytes:
+    """The message part of a queue file (without the envelope trailer)."""
+    with mailsys.queue.dir.message(qid) as path:
+        return path.read_bytes()
 
 
 def read_reply(f) -> list[bytes]:
@@ -72,9 +78,9 @@ def test_smtp_smuggling_bare_lf_or_cr_dot_does_not_end_data(mailsys, marker):
     assert len(replies) == 1 and replies[0].startswith(b"250 2.0.0 Ok: queued as"), replies
     ids = mailsys.queued()
     assert len(ids) == 1
-    env = json.loads(mailsys.queue.dir.env_path(ids[0]).read_bytes())
+    env = asdict(mailsys.queue.dir.load(ids[0]))
     assert [r["address"] for r in env["recipients"]] == ["alice@example.org"]
-    data = mailsys.queue.dir.data_path(ids[0]).read_bytes()
+    data = queued_message(mailsys, ids[0])
     assert b"MAIL FROM:<admin@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nSubject: forged" in data
 
 
@@ -191,7 +197,7 @@ def test_dsn_and_esmtp_parameters_are_kept_in_the_envelope(mailsys):
         assert c.rcpt("bob@example.org", ["NOTIFY=NEVER"])[0] == 250
         assert c.rcpt("bob@example.org", ["NOTIFY=NEVER,SUCCESS"])[0] == 501
         assert c.data("Subject: ü\r\n\r\nÄ\r\n".encode())[0] == 250
-    env = json.loads(mailsys.queue.dir.env_path(mailsys.queued()[0]).read_bytes())
+    env = asdict(mailsys.queue.dir.load(mailsys.queued()[0]))
     assert (env["ret"], env["envid"], env["body"], env["smtputf8"]) == ("HDRS", "abc+def", "8BITMIME", True)
     alice, bob = env["recipients"]
     assert alice["notify"] == ["SUCCESS", "FAILURE"] and alice["orcpt"] == "rfc822;Alice@example.org"
@@ -227,7 +233,7 @@ def test_large_message_streams_through_bdat_and_data(mailsys):
     ids = mailsys.queued()
     assert len(ids) == 2
     for qid in ids:
-        data = mailsys.queue.dir.data_path(qid).read_bytes()
+        data = queued_message(mailsys, qid)
         assert data.endswith(body)
 
 
