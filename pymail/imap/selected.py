@@ -118,19 +118,21 @@ class SelectedMailbox:
         if not self.uids:
             return []
         out: list[tuple[int, int]] = []
+        uids = self.uids
         if by_uid:
-            largest = self.uids[-1]
-            for low, high in seqset.resolve(largest):
-                i = bisect.bisect_left(self.uids, low)
-                while i < len(self.uids) and self.uids[i] <= high:
-                    out.append((i + 1, self.uids[i]))
-                    i += 1
+            ranges = seqset.resolve(uids[-1])
+            for low, high in ranges:
+                i = bisect.bisect_left(uids, low)
+                j = bisect.bisect_right(uids, high, lo=i)
+                out.extend(zip(range(i + 1, j + 1), uids[i:j]))
         else:
-            n = len(self.uids)
-            for low, high in seqset.resolve(n):
-                for seq in range(max(low, 1), min(high, n) + 1):
-                    out.append((seq, self.uids[seq - 1]))
-        return sorted(set(out))
+            n = len(uids)
+            ranges = seqset.resolve(n)
+            for low, high in ranges:
+                i, j = max(low, 1) - 1, min(high, n)
+                out.extend(zip(range(i + 1, j + 1), uids[i:j]))
+        # one range (1:*, the common case) comes out ascending and without repeats already
+        return out if len(ranges) == 1 else sorted(set(out))
 
     def seq_set_valid(self, seqset) -> bool:
         """A message sequence number beyond EXISTS is an error (RFC 3501 §9, seq-number)."""

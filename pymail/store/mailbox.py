@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import threading
+from collections import OrderedDict
 
 from pymail.store import filename as fn
 from pymail.store import keywords as kw
@@ -50,6 +52,36 @@ def normalize_flags(flags) -> frozenset:
     return frozenset(out)
 
 
+KEPT_OPEN = 64   # index files this process keeps one idle connection to
+_kept_lock = threading.Lock()
+_kept: "OrderedDict[str, sqlite3.Connection]" = OrderedDict()
+
+
+def _keep_open(path: str) -> None:
+    """Hold one idle connection to a mailbox index per process (LRU of ``KEPT_OPEN``).
+
+    SQLite checkpoints the WAL and deletes it (and its -shm) when the last connection to a
+    database closes, and the next writer makes them again: for a client that SELECTs,
+    LOGOUTs and comes back that was a checkpoint, two file creations and a deletion per
+    session.  With one connection always open the WAL stays; SQLite's automatic checkpoint
+    (every 1000 pages) still bounds it."""
+    with _kept_lock:
+        if path in _kept:
+            _kept.move_to_end(path)
+            return
+    try:
+        db = sqlite3.connect(path, check_same_thread=False)
+        db.execute("SELECT 1 FROM meta LIMIT 1").fetchall()   # maps the WAL index (-shm)
+    except sqlite3.Error:
+        return
+    with _kept_lock:
+        old = _kept.pop(path, None)
+        _kept[path] = db
+        evicted = [_kept.popitem(last=False)[1] for _ in range(len(_kept) - KEPT_OPEN)]
+    for conn in evicted + ([old] if old is not None else []):
+        conn.close()
+
+
 def _shared_view(path: str):
     with _shared_lock:
         return _shared.get(path)
@@ -90,6 +122,7 @@ class Mailbox(IndexSync, ParseCache):
         except BaseException:
             self.index.close()
             raise
+        _keep_open(index_path)
 
     def close(self) -> None:
         self.index.close()
@@ -145,6 +178,10 @@ class Mailbox(IndexSync, ParseCache):
         A session's first call starts from the newest view another session of this process
         published (or reads every row); later calls read only rows whose modseq moved and the
         expunge log, so a warm full UID+FLAGS scan costs about a list copy."""
+        self._update_view()
+        return list(self._records_list)
+
+    def _update_view(self) -> None:
         with self.index.read() as db:
             highest = int(self.index.get("highest_modseq", 0, db))
             generation = self.index.get("generation", None, db)
@@ -180,7 +217,6 @@ class Mailbox(IndexSync, ParseCache):
                 self._records_modseq = highest
             _publish_view(self.index.path, generation, highest, self._records,
                           self._records_list)
-        return list(self._records_list)
 
     def _make_record(self, row) -> MessageRecord:
         uid, flags, modseq, vsize, mtime, guid = row
@@ -200,10 +236,12 @@ class Mailbox(IndexSync, ParseCache):
     # -- sessions ----------------------------------------------------------------------------
 
     def _init_session(self) -> None:
-        with self.index.read() as db:
-            self._known = {r[0] for r in db.execute("SELECT uid FROM records")}
-            self._seen_modseq = int(self.index.get("highest_modseq", 0, db))
-            self._generation = self.index.get("generation", None, db)
+        # The records view (often another session's, shared) is one consistent snapshot:
+        # its UIDs, modseq and generation are where this session's sync() starts.
+        self._update_view()
+        self._known = set(self._records)
+        self._seen_modseq = self._records_modseq
+        self._generation = self._records_generation
 
     def sync(self) -> SyncResult:
         """What changed since this object last looked (other sessions, processes, Dovecot)."""
@@ -263,6 +301,9 @@ class Mailbox(IndexSync, ParseCache):
         """UIDs \\Recent for the caller; each UID is recent in exactly one session (RFC 3501
         §2.3.2).  Claimed messages still in new/ move to cur/ as Dovecot does."""
         self._refresh()
+        if self.index.db.execute("SELECT 1 FROM records WHERE uid >= ? LIMIT 1",
+                                 (self.first_recent_uid,)).fetchone() is None:
+            return []       # nothing unclaimed: no write transaction (every SELECT asks)
         with self.index.write() as db:
             first = int(self.index.get("first_recent_uid", 1, db))
             rows = db.execute("SELECT uid, base, subdir, info FROM records WHERE uid >= ? "

@@ -54,7 +54,11 @@ def test_prefilter_never_hides_a_match(store):
                 assert quick == slow, (uid, name, raw_needle)
             bulk = _one_header_key(("header", name, raw_needle))
             if bulk is not None:
-                assert bulk(heads[uid]) == quick, (uid, name, raw_needle)
+                answer = bulk(heads[uid])
+                if answer is not None:
+                    assert answer == slow, (uid, name, raw_needle)
+                if quick is not None:
+                    assert answer == quick, (uid, name, raw_needle)
             if fast.cannot_match(name, needle):
                 ruled_out += 1
                 assert not slow, (uid, name, raw_needle)

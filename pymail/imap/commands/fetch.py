@@ -20,6 +20,13 @@ BATCH = 500
 BULK_BYTES = 1 << 20  # when message bodies are sent: about this much per batch
 
 
+def _yield_to_reactor():
+    """A Deferred that fires on the reactor's next turn (other connections get served)."""
+    from twisted.internet import reactor, task
+
+    return task.deferLater(reactor, 0, lambda: None)
+
+
 def _batches(view, pairs, bulk: bool):
     """Slices of ``pairs``: BATCH messages, or about BULK_BYTES of message when bodies go out."""
     i = 0
@@ -313,9 +320,19 @@ async def fetch(session, cmd):
     if bulk:
         session.io.begin_bulk()
     try:
-        for chunk in _batches(view, pairs, bulk):
+        # UID/FLAGS/MODSEQ/RFC822.SIZE/INTERNALDATE come from the session's view alone: no
+        # store access, so they are formatted here, a batch at a time with the reactor free
+        # in between, instead of a thread hop per batch.
+        inline = all(i.section is None and i.name in SIMPLE_ITEMS for i in items)
+        for n, chunk in enumerate(_batches(view, pairs, bulk)):
             try:
-                data, gone = await session.blocking(build_batch, session, view, chunk, items, changedsince)
+                if inline:
+                    if n:
+                        await _yield_to_reactor()
+                    data, gone = build_batch(session, view, chunk, items, changedsince)
+                else:
+                    data, gone = await session.blocking(build_batch, session, view, chunk, items,
+                                                        changedsince)
             except UnknownCte as e:  # RFC 3516 §4.2
                 raise ImapError(str(e), "UNKNOWN-CTE") from None
             expunged = expunged or gone

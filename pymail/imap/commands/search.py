@@ -298,8 +298,13 @@ def _one_header_key(tree):
     wanted = needle.encode("ascii")  # casefold of ASCII is lower()
 
     def answer(raw):
-        if (raw is None or not raw.isascii() or b"=?" in raw
-                or raw.count(b"\r") != raw.count(b"\r\n")):
+        if raw is None or not raw.isascii() or b"=?" in raw:
+            return None
+        if wanted not in raw.lower().replace(b"\r", b"").replace(b"\n", b""):
+            # ASCII without encoded words: every field value, unfolded (RFC 5322 §2.2.3) and
+            # lower-cased, is a substring of this, so no value can hold the text
+            return False
+        if raw.count(b"\r") != raw.count(b"\r\n"):
             return None
         block = _WELL_FORMED.match(raw)
         if block is None:
