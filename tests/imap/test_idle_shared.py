@@ -2,7 +2,6 @@
 no SQLite connection while they wait; every one of them still gets exactly the untagged
 responses RFC 3501 / RFC 7162 / RFC 5267 ask for."""
 
-import os
 import re
 import subprocess
 import sys
