@@ -97,7 +97,11 @@ class Index:
         db.close()
         return True
 
+    _opens = 0
+    _writes = 0
+
     def _open(self) -> sqlite3.Connection:
+        self._opens += 1
         for attempt in range(2):
             db = sqlite3.connect(self.path, timeout=60, isolation_level=None,
                                  check_same_thread=False)
@@ -141,8 +145,18 @@ class Index:
 
     @contextlib.contextmanager
     def write(self):
-        with _immediate(self.db):
-            yield self.db
+        try:
+            with _immediate(self.db):
+                yield self.db
+        finally:
+            self._writes += 1
+
+    def version(self) -> tuple:
+        """A token that changes whenever anything may have been committed to the index since
+        it was taken: ``PRAGMA data_version`` sees other connections' commits, the counters
+        this object's own writes and reconnections."""
+        db = self.db
+        return (self._opens, self._writes, db.execute("PRAGMA data_version").fetchone()[0])
 
     @contextlib.contextmanager
     def read(self):

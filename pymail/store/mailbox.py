@@ -6,6 +6,7 @@ in ``cache.py`` (ParseCache); both are mixed into ``Mailbox``.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import threading
@@ -116,6 +117,7 @@ class Mailbox(IndexSync, ParseCache):
         self._records_list: list[MessageRecord] = []
         self._records_modseq = 0
         self._records_generation = None
+        self._meta_cache = None
         try:
             self._refresh()
             self._init_session()
@@ -182,6 +184,11 @@ class Mailbox(IndexSync, ParseCache):
         return list(self._records_list)
 
     def _update_view(self) -> None:
+        if self._records is not None:
+            meta = self._meta()
+            if meta["generation"] == self._records_generation \
+                    and meta["highest_modseq"] == self._records_modseq:
+                return
         with self.index.read() as db:
             highest = int(self.index.get("highest_modseq", 0, db))
             generation = self.index.get("generation", None, db)
@@ -243,9 +250,28 @@ class Mailbox(IndexSync, ParseCache):
         self._seen_modseq = self._records_modseq
         self._generation = self._records_generation
 
+    def _meta(self) -> dict:
+        """The index's stamp, highest modseq and generation, read again only when something
+        was committed since the last look (a command on a quiet mailbox then costs the
+        directory stats and one PRAGMA instead of five queries)."""
+        token = self.index.version()
+        cached = self._meta_cache
+        if cached is not None and cached[0] == token:
+            return cached[1]
+        meta = dict(self.index.db.execute(
+            "SELECT key, value FROM meta WHERE key IN ('stamp', 'highest_modseq', 'generation')"))
+        meta["stamp"] = json.loads(meta["stamp"]) if meta.get("stamp") else None
+        meta["highest_modseq"] = int(meta.get("highest_modseq") or 0)
+        meta.setdefault("generation", None)
+        self._meta_cache = (token, meta)
+        return meta
+
     def sync(self) -> SyncResult:
         """What changed since this object last looked (other sessions, processes, Dovecot)."""
         self._refresh()
+        meta = self._meta()
+        if meta["generation"] == self._generation and meta["highest_modseq"] == self._seen_modseq:
+            return SyncResult([], [], [])
         with self.index.read() as db:
             highest = int(self.index.get("highest_modseq", 0, db))
             generation = self.index.get("generation", None, db)

@@ -131,7 +131,7 @@ def stamps_match(stored, current, now: int | None = None) -> bool:
 
 class IndexSync:
     """Mixin of Mailbox: needs self.folder, self.index, self.name, self._fsync, self._flagset,
-    self._fname."""
+    self._fname, self._meta."""
 
     def _stamp(self) -> tuple[list, list]:
         """(current stamp, stamp to save).  Parts: new/, cur/, dovecot-uidlist,
@@ -189,7 +189,7 @@ class IndexSync:
 
     def _refresh(self, force: bool = False) -> bool:
         current, _ = self._stamp()
-        if not force and stamps_match(self.index.get_json("stamp"), current):
+        if not force and stamps_match(self._meta()["stamp"], current):
             return False
         with self.index.write() as db:
             stored = self.index.get_json("stamp", db)
