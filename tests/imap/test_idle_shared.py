@@ -193,3 +193,30 @@ def test_updating_search_told_while_idling(raw, server, store):
     assert b"* 2 EXISTS\r\n" in got
     assert got[-1] == b'* ESEARCH (TAG "q") ADDTO (2 2)\r\n'
     assert b"* 2 EXISTS\r\n" in lines_until(twin, rb"EXISTS")
+
+
+def test_inotify_wakes_the_poller_long_before_its_timer(make_server, store):
+    """With a 30 s poll interval, a delivery by another process still arrives at once: the
+    folder's new/ is watched (Linux inotify), as Dovecot does."""
+    from tests.imap.conftest import PASSWORD, Raw
+
+    deliver(store, message("a"))
+    srv = make_server(idle_poll=30.0)
+    r = Raw(srv.port)
+    try:
+        r.send(f"L LOGIN {USER} {PASSWORD}\r\n".encode())
+        r.until(b"L")
+        r.send(b"s SELECT INBOX\r\n")
+        r.until(b"s")
+        r.send(b"i IDLE\r\n")
+        assert r.line() == b"+ idling\r\n"
+        run_in_subprocess(store.mail_root, f"acct.deliver({message('b')!r})")
+        done = time.monotonic()
+        r.sock.settimeout(5)
+        assert r.line() == b"* 2 EXISTS\r\n"
+        assert time.monotonic() - done < 1.0
+        r.send(b"DONE\r\n")
+        assert r.until(b"i")[-1] == b"i OK IDLE terminated\r\n"
+        assert srv.factory.idle_hub._folders == {}  # the last session took its watch along
+    finally:
+        r.close()
