@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import os
 import threading
+import time
 from pathlib import Path
 
 from pymail.queue.errors import PermanentFailure, TemporaryFailure
@@ -46,12 +47,16 @@ def delivery_headers(sender: str, recipient: str) -> bytes:
     return f"Return-Path: <{sender}>\r\nDelivered-To: {recipient}\r\n".encode("utf-8", "replace")
 
 
+QUOTA_TTL = 5.0  # seconds a user's quota limits are remembered (a quota change is seen this late)
+
+
 class LocalDelivery:
     def __init__(self, store, directory=None):
         self.store = store
         self.directory = directory
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._quotas: dict[str, tuple[float, int | None, int | None]] = {}
 
     def _account_lock(self, address: str) -> threading.Lock:
         """One delivery at a time per account in this process: the store's quota file update
@@ -65,12 +70,22 @@ class LocalDelivery:
             return lock
 
     def account(self, address: str):
-        """The Store account with the quota the directory sets for it."""
+        """The Store account with the quota the directory sets for it (the directory's answer
+        is remembered for ``QUOTA_TTL`` seconds: no SQL query per delivery under load)."""
         quota_bytes = quota_messages = None
         if self.directory is not None:
-            user = self.directory.get_user(address)
-            if user is not None:
-                quota_bytes, quota_messages = user.quota_bytes, user.quota_messages
+            key = address.lower()
+            now = time.monotonic()
+            cached = self._quotas.get(key)
+            if cached is not None and cached[0] > now:
+                _, quota_bytes, quota_messages = cached
+            else:
+                user = self.directory.get_user(address)
+                if user is not None:
+                    quota_bytes, quota_messages = user.quota_bytes, user.quota_messages
+                if len(self._quotas) > 10000:
+                    self._quotas.clear()
+                self._quotas[key] = (now + QUOTA_TTL, quota_bytes, quota_messages)
         return self.store.account(address, quota_bytes, quota_messages)
 
     def deliver(self, envelope, recipient, path: Path) -> str:

@@ -14,6 +14,7 @@ duplicate, which RFC 5321 §6.1 prefers to a loss. The runner logs such recipien
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 from twisted.internet import defer, task, threads
@@ -42,7 +43,21 @@ class DeliveryPool(ThreadPool):
     threadFactory = staticmethod(_daemon_thread)
 
 
+KICK_DELAY = 0.05  # an idle process starts delivering a message this soon after its 250
+BUSY_GAP = 0.1  # accepts closer together than this: the process is busy accepting
+BUSY_DELAY = 0.5  # ...and then starts its own deliveries this late, in one batch
+IDLE_POLL = 0.1  # an idle process looks this often whether another one queued mail
+
+
 class DeliveryRunner:
+    """Accepting comes first: a process busy accepting (SMTP sessions committing one message
+    after the other) delivers what it queued in batches every ``BUSY_DELAY`` seconds, while a
+    process that is not accepting (another pymail-server worker sharing the queue) polls the
+    queue folder's mtime every ``IDLE_POLL`` seconds and takes new messages at once. So with
+    several workers the deliveries move to the one with spare time; with one worker, or all of
+    them busy, mail still starts out within half a second. An idle server starts a delivery
+    ``KICK_DELAY`` after the 250."""
+
     def __init__(self, queue):
         self.queue = queue
         self.settings = queue.settings
@@ -54,6 +69,10 @@ class DeliveryRunner:
         self._kick_pending = None
         self._pool: ThreadPool | None = None
         self._made_seen = 0
+        self._last_accept = float("-inf")
+        self._poll: task.LoopingCall | None = None
+        self._polling = False
+        self._folder_mtime: int | None = None
 
     # -- control (reactor thread) ------------------------------------------------------------------
     def start(self) -> defer.Deferred:
@@ -73,13 +92,18 @@ class DeliveryRunner:
             self._loop.clock = reactor
             self._loop.start(self.settings.scan_interval, now=True).addErrback(
                 lambda f: log.error("delivery loop stopped: %s", f.getTraceback()))
+            self._poll = task.LoopingCall(self.poll)
+            self._poll.clock = reactor
+            self._poll.start(IDLE_POLL, now=False).addErrback(
+                lambda f: log.error("queue poll stopped: %s", f.getTraceback()))
         d.addCallback(go)
         return d
 
     def stop(self) -> None:
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        self._loop = None
+        for loop in (self._loop, self._poll):
+            if loop is not None and loop.running:
+                loop.stop()
+        self._loop = self._poll = None
         if self._pool is not None:
             pool, self._pool = self._pool, None
             # Let deliveries in progress finish in the background; never block the reactor.
@@ -87,17 +111,59 @@ class DeliveryRunner:
 
             reactor.callInThread(pool.stop)
 
-    def kick(self) -> None:
-        """Look for due messages soon (a message was just queued)."""
+    def accepted(self) -> None:
+        """This process just queued a message: deliver it soon, or with the next batch when
+        busy accepting."""
+        now = time.monotonic()
+        busy = now - self._last_accept < BUSY_GAP
+        self._last_accept = now
+        self.kick(BUSY_DELAY if busy else KICK_DELAY)
+
+    @property
+    def busy(self) -> bool:
+        return time.monotonic() - self._last_accept < BUSY_GAP
+
+    def kick(self, delay: float = KICK_DELAY) -> None:
+        """Look for due messages within ``delay`` seconds (a message was just queued)."""
         from twisted.internet import reactor
 
-        if self._loop is None or self._kick_pending is not None:
+        if self._loop is None:
+            return
+        pending = self._kick_pending
+        if pending is not None:
+            if pending.getTime() > reactor.seconds() + delay:
+                pending.reset(delay)  # an earlier look was asked for
             return
 
         def fire():
             self._kick_pending = None
             self.scan()
-        self._kick_pending = reactor.callLater(0.05, fire)
+        self._kick_pending = reactor.callLater(delay, fire)
+
+    def poll(self):
+        """While not accepting, notice mail another process queued (the folder's mtime moved)."""
+        if self.busy or self._polling or self._scanning or self._kick_pending is not None:
+            return None
+        self._polling = True
+
+        def mtime():
+            try:
+                return os.stat(self.queue.dir.msg).st_mtime_ns
+            except OSError:
+                return None
+
+        def seen(value):
+            self._polling = False
+            if value is not None and value != self._folder_mtime:
+                first = self._folder_mtime is None
+                self._folder_mtime = value
+                if not first:
+                    self.scan()
+
+        def failed(f):
+            self._polling = False
+            log.error("queue poll: %s", f.getErrorMessage())
+        return run_blocking(mtime).addCallbacks(seen, failed)
 
     def scan(self):
         if self._scanning:

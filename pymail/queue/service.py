@@ -51,7 +51,7 @@ class Queue:
         maillog.event(envelope.queue_id, who)
         maillog.event(envelope.queue_id, f"from=<{envelope.sender}>, size={envelope.size}, "
                                          f"nrcpt={len(envelope.recipients)} (queued)")
-        self.runner.kick()
+        self.runner.accepted()
 
     def route(self, address: str) -> list[Recipient]:
         """Recipients for a message made here (bounce): local users, or the outside address.

@@ -8,7 +8,8 @@ Layout under the queue directory::
     msg/<id>.json         the envelope, once it changed after acceptance (delivery attempts,
                           hold/release); when present it wins over the trailer
     msg/.<id>.<pid>.<tid>.tmp       an envelope being written
-    msg/.<id>.<pid>.<tid>.view.tmp  a message-only copy read by a first delivery attempt
+    tmp/.<id>.<pid>.<tid>.view.tmp  a message-only copy read by a first delivery attempt (only
+                          where Linux's memfd is missing; else the copy is in memory)
     corrupt/<id>          a sealed file whose trailer does not check (a torn write; never acked)
 
 Acceptance (``commit``/``seal``, before the SMTP 250): the envelope is appended to the message
@@ -18,13 +19,13 @@ fsynced and then the folder (group commit, ``GroupSync``): one file fsync per me
 file whose mode is not sealed and that has no ``.json`` is being written or an orphan of a crash
 before the fsync returned (no 250 was given); ``recover()`` removes old ones.
 
-Delivery: a first attempt marks the file ``TRIED`` (0710, fchmod + fsync: every recipient of the
-trailer is then in flight, RFC 5321 §6.1) instead of rewriting the envelope, and reads the message
+Delivery: a first attempt marks the file ``TRIED`` (0710, a chmod: every recipient of the trailer
+is then in flight, RFC 5321 §6.1) instead of rewriting the envelope, and reads the message
 through a copy without the trailer. An attempt that leaves the message queued writes
 ``<id>.json`` (write temp, fsync, rename, fsync folder) and then strips the trailer from the
 message file (truncate, mode ``PLAIN``, fsync). A delivered message is unlinked (envelope
-first) and the folder fsynced. Queue directories of the older layout (a plain message file and
-its ``.json`` from the start) are read as they are.
+first), without a folder fsync (see ``remove``). Queue directories of the older layout (a plain
+message file and its ``.json`` from the start) are read as they are.
 
 A runner delivering a message holds an exclusive ``flock`` on its message file, so several
 processes (pymail-server workers, the admin CLI) can share one queue directory.
@@ -297,23 +298,28 @@ class QueueDir:
         self.made_here += 1  # tells the runner to look again soon (bounces, Sieve redirects)
 
     def mark_tried(self, queue_id: str) -> None:
-        """Before a first delivery attempt of a sealed message: durably say it started (every
-        recipient in the trailer is then in flight, RFC 5321 §6.1)."""
-        fd = os.open(self.data_path(queue_id), os.O_RDONLY)
-        try:
-            os.fchmod(fd, TRIED)
-            self._sync(fd)
-        finally:
-            os.close(fd)
+        """Before a first delivery attempt of a sealed message: say it started (every recipient
+        in the trailer is then in flight, RFC 5321 §6.1).
+
+        Not fsynced: the mark survives a crash of the process at once (it is in the kernel),
+        and a journaling filesystem (ext4, XFS) commits metadata in order, so the store's fsync
+        of the delivered copy makes this earlier change durable too when both live on one
+        filesystem. Otherwise a power failure in that window can redeliver without the
+        "possible duplicate" log line; nothing is lost either way."""
+        os.chmod(self.data_path(queue_id), TRIED)
 
     def remove(self, queue_id: str) -> None:
-        """Dequeue: the envelope goes first, so a crash never leaves an envelope without data."""
+        """Dequeue: the envelope goes first, so a crash never leaves an envelope without data.
+
+        The folder is not fsynced: a removal lost in a power failure makes the message due again,
+        and since its attempt was journaled (``TRIED`` or ``in_flight``, both fsynced before
+        the delivery) the runner logs it as a possible duplicate (RFC 5321 §6.1). Postfix does
+        not sync its queue folders after deleting a queue file either."""
         for path in (self.env_path(queue_id), self.data_path(queue_id)):
             try:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
-        self._sync_dir()
 
     # -- reading -------------------------------------------------------------------------------
     def load(self, queue_id: str) -> Envelope:
@@ -380,27 +386,40 @@ class QueueDir:
     @contextmanager
     def message(self, queue_id: str):
         """A path to a file holding the message alone, for delivery (hold the lock). A message
-        whose envelope is in its trailer is copied (no fsync: a scratch file) for the attempt."""
+        whose envelope is in its trailer is copied for the attempt into memory (a Linux memfd,
+        read through ``/proc/self/fd``), or else into a scratch file under ``tmp/``: no fsync,
+        and the queue folder is left alone."""
         path = self.data_path(queue_id)
         if not self.in_trailer(queue_id):
             self._strip(queue_id)  # a conversion a crash interrupted
             yield path
             return
-        view = self._scratch(queue_id, ".view")
         with open(path, "rb") as src:
             _, length = read_trailer(src.fileno(), queue_id)
-            fd = os.open(view, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            fd, view = self._view_file(queue_id)
             try:
                 _copy(src.fileno(), fd, length)
-            finally:
-                os.close(fd)
+            except BaseException:
+                _close_view(fd, view)
+                raise
         try:
-            yield view
+            yield view if view is not None else Path(f"/proc/self/fd/{fd}")
         finally:
+            _close_view(fd, view)
+
+    def _view_file(self, queue_id: str) -> tuple[int, Path | None]:
+        """(fd, path) of an empty scratch file; the path is None for a memfd (read it through
+        ``/proc/self/fd/<fd>``)."""
+        if _MEMFD:
             try:
-                os.unlink(view)
-            except FileNotFoundError:
+                fd = os.memfd_create(f"pymail-queue-{queue_id}", os.MFD_CLOEXEC)
+                return fd, None
+            except OSError:
                 pass
+        scratch = self.root / "tmp"
+        scratch.mkdir(exist_ok=True)
+        path = scratch / f".{queue_id}.{os.getpid()}.{threading.get_ident()}.view.tmp"
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600), path
 
     def _scan(self) -> tuple[set[str], list[str]]:
         """(IDs with a .json, IDs of sealed files without one)."""
@@ -499,6 +518,13 @@ class QueueDir:
             except FileNotFoundError:
                 return False
 
+        scratch = self.root / "tmp"
+        for name in os.listdir(scratch) if scratch.is_dir() else ():
+            if old(scratch / name):
+                try:
+                    os.unlink(scratch / name)
+                except FileNotFoundError:
+                    pass
         with_json, sealed = self._scan()
         for name in os.listdir(self.msg):
             path = self.msg / name
@@ -538,6 +564,18 @@ class QueueDir:
             corrupt.mkdir(exist_ok=True)
             os.rename(self.data_path(queue_id), corrupt / queue_id)
             removed.append(queue_id)
+
+
+_MEMFD = hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd")
+
+
+def _close_view(fd: int, path: Path | None) -> None:
+    os.close(fd)
+    if path is not None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 def _copy(src: int, dst: int, length: int) -> None:

@@ -79,7 +79,9 @@ class MailPhase:
         if not params.get("smtputf8") and not sender.isascii():
             raise SmtpError(553, "5.6.7", "Non-ASCII address needs SMTPUTF8 (RFC 6531)")
         if self.auth_user is not None and self.role == "submission":
-            if not await run_blocking(self._owns_address, sender):
+            # The user's own address needs no lookup (and no thread hop); others go to the directory.
+            own = bool(sender) and sender.lower() == self.auth_user.lower()
+            if not own and not await run_blocking(self._owns_address, sender):
                 raise SmtpError(553, "5.7.1", f"Sender address <{sender}> is not owned by {self.auth_user}")
         if self.filters is not None:
             await self.filters.check("mail_from", self, sender)
