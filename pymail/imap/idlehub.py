@@ -90,6 +90,13 @@ def release_index(mailbox) -> None:
         release()
 
 
+def _behind(mailbox, changes) -> bool:
+    """Would ``changes`` tell this session anything (or can it not answer for it)?"""
+    seen = seen_modseq(mailbox)
+    return seen is None or seen < changes.highest \
+        or getattr(mailbox, "_generation", None) != changes.generation
+
+
 class FolderState:
     """What the hub knows about one watched folder (reactor and poll thread take turns:
     the poll thread only while ``IdleHub.running``)."""
@@ -241,17 +248,24 @@ class IdleHub:
         seen = self._seen
         try:
             stamp = folder_stamp(group[0][1].mailbox)
-            if stamp is None or stamp != folder.stamp or now - folder.synced_at >= FULL_SYNC_EVERY:
-                due = group  # the folder moved (or it is time to look anyway): everyone
-                folder.version += 1
-                folder.stamp, folder.synced_at = stamp, now
-            else:
-                version = folder.version  # only sessions that came since the last look
-                due = [(s, sel) for s, sel in group if seen.get(s) != version]
-                if not due:
-                    return
-            changes = self._read_changes(folder, [sel.mailbox for _, sel in due])
             version = folder.version
+            if stamp is None or stamp != folder.stamp or now - folder.synced_at >= FULL_SYNC_EVERY:
+                # The folder moved (or it is time to look anyway): one read for everyone, and
+                # everyone gets it unless it holds nothing new (our own \\Recent claim's
+                # renames, a flag set to what it was): then only newcomers are looked at.
+                folder.stamp, folder.synced_at = stamp, now
+                changes = self._read_changes(folder, [sel.mailbox for _, sel in group])
+                if changes is None or any(_behind(sel.mailbox, changes) for _, sel in group):
+                    folder.version = version = version + 1
+            else:
+                changes = None
+            due = [(s, sel) for s, sel in group if seen.get(s) != version]
+            if not due:
+                if changes is not None:
+                    folder.claims = changes.unclaimed()
+                return
+            if changes is None:
+                changes = self._read_changes(folder, [sel.mailbox for _, sel in due])
             for s, sel in due:
                 sel.shared_changes = changes
                 try:

@@ -220,3 +220,26 @@ def test_inotify_wakes_the_poller_long_before_its_timer(make_server, store):
         assert srv.factory.idle_hub._folders == {}  # the last session took its watch along
     finally:
         r.close()
+
+
+def test_each_session_is_refreshed_once_per_change(raw, server, store, monkeypatch):
+    """The hub's own \\Recent claim (files renamed new/ → cur/) and the periodic look find
+    nothing new in the index: they must not walk every idling session again."""
+    from pymail.imap.session import Session
+
+    deliver(store, message("a"))
+    clients = [start_idle(raw)[0] for _ in range(4)]
+    time.sleep(0.7)  # every newcomer has had its first look
+    calls = []
+    real = Session.collect_updates
+
+    def counting(self, *a, **kw):
+        calls.append(self)
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(Session, "collect_updates", counting)
+    run_in_subprocess(store.mail_root, f"acct.deliver({message('b')!r})")
+    for r in clients:
+        assert b"* 2 EXISTS\r\n" in lines_until(r, rb"RECENT")
+    time.sleep(1.5)  # the claim's renames woke the hub again; several timer ticks passed
+    assert len(calls) == 4 and len(set(calls)) == 4, len(calls)
