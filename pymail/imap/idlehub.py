@@ -162,6 +162,9 @@ class IdleHub:
             if self._wake is not None and self._wake.active():
                 self._wake.cancel()
             self._wake = None
+            if self._notifier is not None:  # no folder is watched any more: close the fd
+                self._notifier.loseConnection()
+                self._notifier = None
 
     # --- inotify: a change on this host starts a poll at once --------------------------------
     def _watch(self, folder: FolderState, mailbox) -> None:

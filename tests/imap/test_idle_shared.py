@@ -2,6 +2,7 @@
 no SQLite connection while they wait; every one of them still gets exactly the untagged
 responses RFC 3501 / RFC 7162 / RFC 5267 ask for."""
 
+import os
 import re
 import subprocess
 import sys
@@ -27,6 +28,16 @@ def open_connections() -> int:
             except sqlite3.ProgrammingError:  # closed
                 continue
             n += 1
+    return n
+
+
+def inotify_fds() -> int:
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            n += os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:inotify"
+        except OSError:
+            continue
     return n
 
 
@@ -202,6 +213,7 @@ def test_inotify_wakes_the_poller_long_before_its_timer(make_server, store):
 
     deliver(store, message("a"))
     srv = make_server(idle_poll=30.0)
+    before = inotify_fds()
     r = Raw(srv.port)
     try:
         r.send(f"L LOGIN {USER} {PASSWORD}\r\n".encode())
@@ -217,7 +229,12 @@ def test_inotify_wakes_the_poller_long_before_its_timer(make_server, store):
         assert time.monotonic() - done < 1.0
         r.send(b"DONE\r\n")
         assert r.until(b"i")[-1] == b"i OK IDLE terminated\r\n"
-        assert srv.factory.idle_hub._folders == {}  # the last session took its watch along
+        hub = srv.factory.idle_hub
+        assert hub._folders == {} and hub._notifier is None  # the last one took the watch along
+        deadline = time.monotonic() + 2
+        while inotify_fds() > before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert inotify_fds() == before
     finally:
         r.close()
 
