@@ -155,10 +155,8 @@ class DeliveryRunner:
         def seen(value):
             self._polling = False
             if value is not None and value != self._folder_mtime:
-                first = self._folder_mtime is None
                 self._folder_mtime = value
-                if not first:
-                    self.scan()
+                self.scan()
 
         def failed(f):
             self._polling = False

@@ -212,3 +212,18 @@ def test_enqueue_bytes_seals_one_file(tmp_path):
     qd.enqueue_bytes(env, b"bounce text")
     assert os.listdir(qd.msg) == [env.queue_id] and _mode(qd, env.queue_id) == SEALED
     assert qd.load(env.queue_id).size == 11 and _message(qd, env.queue_id) == b"bounce text"
+
+
+def test_admin_list_and_show_read_sealed_files_without_their_trailer(tmp_path):
+    from pymail.queue import admin
+
+    qd = QueueDir(tmp_path)
+    env = _committed(qd, b"Subject: s\r\nX: y")  # no blank line: show prints all of it
+    entries = admin.list_queue(qd)
+    assert [(e.queue_id, e.sender) for e in entries] == [(env.queue_id, "a@ext.test")]
+    shown = admin.show(qd, env.queue_id)
+    assert shown.endswith("Subject: s\r\nX: y") and "PYMAILQ1" not in shown
+    admin.hold(qd, env.queue_id)
+    assert qd.load(env.queue_id).held and not qd.in_trailer(env.queue_id) and qd.due() == []
+    admin.delete(qd, env.queue_id)
+    assert os.listdir(qd.msg) == []
