@@ -24,3 +24,11 @@ def new_queue_id() -> str:
 
 def valid_queue_id(text: str) -> bool:
     return len(text) == 18 and all(c in _ALPHABET for c in text)
+
+
+def queue_id_time(queue_id: str) -> float:
+    """The arrival time (unix seconds) a queue ID encodes."""
+    n = 0
+    for c in queue_id[:12]:
+        n = n * len(_ALPHABET) + _ALPHABET.index(c)
+    return n / 1e6

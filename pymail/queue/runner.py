@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import deque
 
 from twisted.internet import defer, task, threads
 from twisted.python.threadpool import ThreadPool
@@ -24,6 +25,7 @@ from pymail.queue import maillog
 from pymail.queue.bounce import build_bounce, build_dsn, wants_delay_notice, wants_success_notice
 from pymail.queue.envelope import DELIVERED, FAILED, Recipient
 from pymail.queue.errors import DeliveryFailure
+from pymail.queue.ids import queue_id_time
 from pymail.runtime import run_blocking
 
 log = logging.getLogger(__name__)
@@ -46,14 +48,19 @@ class DeliveryPool(ThreadPool):
 KICK_DELAY = 0.05  # an idle process starts delivering a message this soon after its 250
 BUSY_GAP = 0.1  # accepts closer together than this: the process is busy accepting
 BUSY_DELAY = 0.5  # ...and then starts its own deliveries this late, in one batch
+BUSY_PARALLEL = 1  # ...delivering one message at a time
+MAX_LAG = 2.0  # ...unless the oldest message waiting is older than this: then at full speed
 IDLE_POLL = 0.1  # an idle process looks this often whether another one queued mail
 
 
 class DeliveryRunner:
     """Accepting comes first: a process busy accepting (SMTP sessions committing one message
-    after the other) delivers what it queued in batches every ``BUSY_DELAY`` seconds, while a
-    process that is not accepting (another pymail-server worker sharing the queue) polls the
-    queue folder's mtime every ``IDLE_POLL`` seconds and takes new messages at once. So with
+    after the other) delivers what it queued in batches every ``BUSY_DELAY`` seconds, one message
+    at a time (``BUSY_PARALLEL``) as long as the oldest message waiting arrived less than
+    ``MAX_LAG`` seconds ago (flow control: a sustained load cannot outrun delivery for long),
+    while a process that is not accepting (another pymail-server worker sharing the queue)
+    polls the queue folder's mtime every ``IDLE_POLL`` seconds and takes new messages at once,
+    ``max_parallel`` at a time. So with
     several workers the deliveries move to the one with spare time; with one worker, or all of
     them busy, mail still starts out within half a second. An idle server starts a delivery
     ``KICK_DELAY`` after the 250."""
@@ -64,7 +71,8 @@ class DeliveryRunner:
         self._loop: task.LoopingCall | None = None
         self._scanning = False
         self._again = False
-        self._busy: set[str] = set()
+        self._working: set[str] = set()  # queue IDs being delivered by this process
+        self._backlog: deque[str] = deque()  # due at the last scan, not started yet
         self._sem = defer.DeferredSemaphore(max(1, self.settings.max_parallel))
         self._kick_pending = None
         self._pool: ThreadPool | None = None
@@ -175,13 +183,8 @@ class DeliveryRunner:
             while True:
                 self._again = False
                 due = await run_blocking(self.queue.dir.due)
-                for qid in due:
-                    if qid in self._busy:
-                        continue
-                    self._busy.add(qid)
-                    d = self._sem.run(self._in_pool, self.process, qid)
-                    d.addErrback(lambda f, q=qid: log.error("%s: delivery error: %s", q, f.getTraceback()))
-                    d.addBoth(lambda _, q=qid: self._done(q))
+                self._backlog = deque(due)
+                self._dispatch()
                 if not self._again:
                     break
         finally:
@@ -195,8 +198,25 @@ class DeliveryRunner:
             return defer.succeed(None)
         return threads.deferToThreadPool(reactor, self._pool, fn, *args)
 
+    def _dispatch(self) -> None:
+        """Start deliveries from the backlog of the last scan: ``max_parallel`` at once, or
+        ``BUSY_PARALLEL`` while this process is busy accepting (the delivery threads share the
+        process's one GIL with the SMTP sessions)."""
+        limit = max(1, self.settings.max_parallel)
+        if self.busy and not (self._backlog and time.time() - queue_id_time(self._backlog[0]) > MAX_LAG):
+            limit = BUSY_PARALLEL
+        while self._backlog and len(self._working) < limit:
+            qid = self._backlog.popleft()
+            if qid in self._working:
+                continue
+            self._working.add(qid)
+            d = self._sem.run(self._in_pool, self.process, qid)
+            d.addErrback(lambda f, q=qid: log.error("%s: delivery error: %s", q, f.getTraceback()))
+            d.addBoth(lambda _, q=qid: self._done(q))
+
     def _done(self, qid: str) -> None:
-        self._busy.discard(qid)
+        self._working.discard(qid)
+        self._dispatch()
         if self.queue.dir.made_here != self._made_seen:
             self._made_seen = self.queue.dir.made_here
             self.kick()  # a bounce or redirect was queued by that delivery: send it now

@@ -104,3 +104,32 @@ def test_quota_limits_are_cached_for_a_few_seconds(tmp_path, monkeypatch):
     monkeypatch.setattr(local.time, "monotonic", lambda: now + local.QUOTA_TTL + 1)
     delivery.account("bob@x.test")
     assert Directory.calls == 2
+
+
+def test_busy_process_delivers_one_at_a_time_until_mail_waits_too_long(reactor, tmp_path):
+    from collections import deque
+
+    from pymail.queue import ids
+
+    system = MailSystem(tmp_path, scan_interval=60.0, max_parallel=4)
+    try:
+        r = system.queue.runner
+
+        def started(backlog: list[str], busy: bool) -> int:
+            r._working.clear()
+            r._last_accept = time.monotonic() if busy else float("-inf")
+            r._backlog = deque(backlog)
+            r._dispatch()  # these IDs name no file: each attempt ends at once, later
+            return len(r._working)
+
+        def aged(seconds: float) -> str:
+            return ids._encode(int((time.time() - seconds) * 1e6), 12) + "BCDFGH"
+
+        fresh = [system.queue.new_id() for _ in range(6)]
+        assert reactor_thread.call(started, fresh, True) == runner.BUSY_PARALLEL
+        assert reactor_thread.call(started, fresh, False) == 4
+        late = [aged(runner.MAX_LAG + 1)] + fresh
+        assert reactor_thread.call(started, late, True) == 4  # flow control: catch up
+        assert abs(ids.queue_id_time(late[0]) - (time.time() - runner.MAX_LAG - 1)) < 1
+    finally:
+        system.close()
