@@ -14,6 +14,7 @@ import sys
 
 from pymail_loadtest.common import (Bounds, LoadError, SizeDistribution, Target, User,
                                     check_loopback, load_users, raise_fd_limit)
+from pymail_loadtest.conn_load import ConnLoad, run_connections
 from pymail_loadtest.idle_load import IdleLoad, run_idle
 from pymail_loadtest.imap_load import DEFAULT_MIX, ImapLoad, parse_mix, run_imap
 from pymail_loadtest.mailbox_load import MailboxLoad, run_mailbox
@@ -96,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retr", type=int, default=5, help="messages retrieved per cycle")
     p.add_argument("--dele", type=int, default=0, help="messages deleted per cycle")
 
+    p = sub.add_parser("connections", help="hold N SMTP connections after EHLO and measure the "
+                                           "server's memory")
+    common_options(p, 25)
+    p.add_argument("--connections", type=positive_int, default=100)
+    p.add_argument("--hold", type=float, default=3.0, help="seconds to hold them once all open")
+    p.add_argument("--connect-concurrency", type=positive_int, default=50)
+    p.add_argument("--pid", type=int, help="server process whose memory (with its children) to report")
+
     for name, text in (("idle", "hold N IDLE sessions and measure the server's memory"),
                        ("delivery", "time from end-of-DATA 250 to the IDLE EXISTS")):
         p = sub.add_parser(name, help=text)
@@ -136,6 +145,9 @@ def make_run(args: argparse.Namespace, users: list[User], target: Target):
         load = MailboxLoad(target, users[0] if users else None, bounds, args.mailbox, args.passes,
                            args.store_count, args.search)
         return 1, params, lambda rec: run_mailbox(load, rec)
+    if args.kind == "connections":
+        load = ConnLoad(target, args.connections, bounds, args.hold, args.connect_concurrency, args.pid)
+        return load.connections, params, lambda rec: run_connections(load, rec)
     if args.kind == "pop3":
         load = Pop3Load(target, args.clients, users, bounds, args.retr, args.dele, args.seed)
         return load.clients, params, lambda rec: run_pop3(load, rec)

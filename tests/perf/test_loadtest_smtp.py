@@ -123,3 +123,28 @@ def test_smtp_refused_recipient_is_an_error_not_a_message(smtp_server, capsys):
     assert code == 1
     assert "message" not in summary["ops"] and not handler.messages
     assert any("550" in e for e in summary["error_samples"])
+
+
+def test_connections_are_held_and_memory_reported(smtp_server, capsys):
+    import os
+
+    with smtp_server(Collect()) as srv:
+        code, summary, out = run_cli(capsys, "connections", "--port", srv.port, "--connections", 12,
+                                     "--hold", 0.2, "--pid", os.getpid(), "--duration", 20,
+                                     "--progress", 0)
+    assert code == 0, out
+    assert summary["kind"] == "connections" and summary["errors"] == 0
+    assert summary["connections"] == {"wanted": 12, "held": 12}
+    assert summary["ops"]["connect"]["count"] == 12
+    rss = summary["rss"]
+    assert rss["holding"]["pss_kib"] > 0 and rss["before"]["processes"] >= 1
+    assert isinstance(rss["per_connection_pss_kib"], float)
+
+
+def test_connections_refused_are_errors(capsys):
+    from peers.common import free_port
+
+    code, summary, out = run_cli(capsys, "connections", "--port", free_port(), "--connections", 3,
+                                 "--duration", 5, "--progress", 0)
+    assert code == 1
+    assert summary["errors"] == 3 and summary["connections"]["held"] == 0
