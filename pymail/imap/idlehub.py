@@ -165,6 +165,8 @@ class IdleHub:
             if self._notifier is not None:  # no folder is watched any more: close the fd
                 self._notifier.loseConnection()
                 self._notifier = None
+                for folder in self._folders.values():
+                    folder.watched = []     # watches of the closed notifier
 
     # --- inotify: a change on this host starts a poll at once --------------------------------
     def _watch(self, folder: FolderState, mailbox) -> None:
@@ -184,9 +186,12 @@ class IdleHub:
                      base, e, self.interval)
 
     def _unwatch(self, folder: FolderState) -> None:
-        for path in folder.watched:
+        # The notifier may be gone already: the last session's remove() closes it while
+        # another remove() still waits for a poll to finish.
+        notifier = self._notifier
+        for path in folder.watched if notifier is not None else ():
             try:
-                self._notifier.ignore(path)
+                notifier.ignore(path)
             except (KeyError, OSError):
                 pass
         folder.watched = []
