@@ -156,5 +156,17 @@ class Server:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         reactor.callWhenRunning(self.start)
+        reactor.callWhenRunning(reactor.callLater, 1.0, freeze_startup_objects)
         reactor.run(installSignalHandlers=False)
+
+
+def freeze_startup_objects() -> None:
+    """Move what exists a second after start (modules, classes, settings, the directory's
+    engine: several hundred thousand objects that live as long as the process) out of the
+    garbage collector's sight (``gc.freeze``), so a full collection — which, with 10,000 IMAP
+    sessions open, pauses the reactor for tenths of a second — no longer walks them."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
