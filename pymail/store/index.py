@@ -67,6 +67,7 @@ CREATE TRIGGER IF NOT EXISTS records_upd AFTER UPDATE OF seen, size ON records B
 
 
 WRITE_WAIT = 60.0   # seconds, as the connection's busy timeout
+AUTOCHECKPOINT_PAGES = 16384   # 64 MiB of WAL before a commit checkpoints by itself
 
 
 class _WriterLock:
@@ -142,6 +143,8 @@ class Index:
                                  check_same_thread=False)
             try:
                 db.execute("PRAGMA synchronous=NORMAL")
+                # a backstop: the kept connection's thread checkpoints long before (walkeeper)
+                db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
                 if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
                     self._create(db)
                 return db

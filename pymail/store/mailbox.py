@@ -8,9 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sqlite3
 import threading
-from collections import OrderedDict
 
 from pymail.store import filename as fn
 from pymail.store import keywords as kw
@@ -19,6 +17,7 @@ from pymail.store.cache import ParseCache
 from pymail.store.errors import BADNAME, EXPUNGED, StoreError
 from pymail.store.folder import Folder
 from pymail.store.index import Index
+from pymail.store.walkeeper import keep_open
 from pymail.store.sync import IndexSync
 from pymail.store.types import Change, MessageRecord, SyncResult
 from pymail.store.uidl import expand_uidl
@@ -51,36 +50,6 @@ def normalize_flags(flags) -> frozenset:
                 raise StoreError(BADNAME, f"invalid keyword {flag!r}")
             out.add(flag)
     return frozenset(out)
-
-
-KEPT_OPEN = 64   # index files this process keeps one idle connection to
-_kept_lock = threading.Lock()
-_kept: "OrderedDict[str, sqlite3.Connection]" = OrderedDict()
-
-
-def _keep_open(path: str) -> None:
-    """Hold one idle connection to a mailbox index per process (LRU of ``KEPT_OPEN``).
-
-    SQLite checkpoints the WAL and deletes it (and its -shm) when the last connection to a
-    database closes, and the next writer makes them again: for a client that SELECTs,
-    LOGOUTs and comes back that was a checkpoint, two file creations and a deletion per
-    session.  With one connection always open the WAL stays; SQLite's automatic checkpoint
-    (every 1000 pages) still bounds it."""
-    with _kept_lock:
-        if path in _kept:
-            _kept.move_to_end(path)
-            return
-    try:
-        db = sqlite3.connect(path, check_same_thread=False)
-        db.execute("SELECT 1 FROM meta LIMIT 1").fetchall()   # maps the WAL index (-shm)
-    except sqlite3.Error:
-        return
-    with _kept_lock:
-        old = _kept.pop(path, None)
-        _kept[path] = db
-        evicted = [_kept.popitem(last=False)[1] for _ in range(len(_kept) - KEPT_OPEN)]
-    for conn in evicted + ([old] if old is not None else []):
-        conn.close()
 
 
 def _shared_view(path: str):
@@ -124,7 +93,7 @@ class Mailbox(IndexSync, ParseCache):
         except BaseException:
             self.index.close()
             raise
-        _keep_open(index_path)
+        keep_open(index_path)
 
     def close(self) -> None:
         self.index.close()

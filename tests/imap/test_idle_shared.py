@@ -76,8 +76,8 @@ def test_idling_sessions_hold_no_index_connection(raw, server, store):
     deliver(store, message("one"))
     before = open_connections()
     clients = [start_idle(raw)[0] for _ in range(6)]
-    # at most one more: the connection the process keeps per index (store/mailbox.py
-    # _keep_open), never one per session
+    # at most one more: the connection the process keeps per index (store/walkeeper.py
+    # keep_open), never one per session
     deadline = time.monotonic() + 3
     while open_connections() > before + 1 and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -1,0 +1,104 @@
+"""Each process keeps one idle connection per recently used mailbox index, and checkpoints
+those indexes' WAL files in the background.
+
+Why a kept connection: SQLite checkpoints the WAL and deletes it (and its ``-shm``) when the
+last connection to a database closes, and the next writer creates them again. For a client
+that logs in, SELECTs and logs out that was a checkpoint, two file creations and a deletion per
+session. With one connection always open the WAL stays.
+
+Why a background checkpoint: with the WAL kept, SQLite's automatic checkpoint (``PRAGMA
+wal_autocheckpoint``, run by whichever commit crosses it) would land inside some client's
+command — a STORE that happens to cross 1,000 pages paid tens of milliseconds for copying
+another session's parse-cache fill. Sessions' connections get a high automatic threshold
+(``index.AUTOCHECKPOINT_PAGES``, a backstop) and this thread copies a WAL back into its database
+(``PRAGMA wal_checkpoint(PASSIVE)``: never waits for readers or writers) once it passes
+``CHECKPOINT_BYTES``, looking every ``CHECKPOINT_EVERY`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from collections import OrderedDict
+
+log = logging.getLogger(__name__)
+
+KEPT_OPEN = 64              # index files this process keeps one idle connection to
+CHECKPOINT_EVERY = 1.0      # seconds between looks at the kept indexes' WAL sizes
+CHECKPOINT_BYTES = 1 << 20  # a WAL above this is checkpointed by the background thread
+
+_lock = threading.Lock()       # guards _kept
+_in_use = threading.Lock()     # a kept connection is being checkpointed, or closed
+_kept: "OrderedDict[str, sqlite3.Connection]" = OrderedDict()
+_thread: threading.Thread | None = None
+
+
+def keep_open(path: str) -> None:
+    """Hold one idle connection to ``path`` (LRU of ``KEPT_OPEN``) and make sure the
+    background checkpointer runs."""
+    with _lock:
+        if path in _kept:
+            _kept.move_to_end(path)
+            return
+    try:
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        db.execute("SELECT 1 FROM meta LIMIT 1").fetchall()   # maps the WAL index (-shm)
+    except sqlite3.Error:
+        return
+    with _lock:
+        old = _kept.pop(path, None)
+        _kept[path] = db
+        evicted = [_kept.popitem(last=False)[1] for _ in range(len(_kept) - KEPT_OPEN)]
+        _start_checkpointer()
+    if evicted or old is not None:
+        with _in_use:                          # not while the checkpointer uses one
+            for conn in evicted + ([old] if old is not None else []):
+                conn.close()
+
+
+def kept_paths() -> list[str]:
+    with _lock:
+        return list(_kept)
+
+
+def checkpoint_large_wals(min_bytes: int = CHECKPOINT_BYTES) -> list[str]:
+    """Checkpoint (PASSIVE) every kept index whose WAL is above ``min_bytes``; → their paths."""
+    with _lock:
+        items = list(_kept.items())
+    done = []
+    for path, db in items:
+        try:
+            if os.stat(path + "-wal").st_size <= min_bytes:
+                continue
+        except OSError:
+            continue
+        with _in_use:
+            with _lock:
+                if _kept.get(path) is not db:  # evicted (and closed) meanwhile
+                    continue
+            try:
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                done.append(path)
+            except sqlite3.Error as exc:       # busy, deleted mailbox: try again later
+                log.debug("checkpoint of %s: %s", path, exc)
+    return done
+
+
+def _start_checkpointer() -> None:
+    """Caller holds ``_lock``."""
+    global _thread
+    if _thread is not None and _thread.is_alive():
+        return
+    _thread = threading.Thread(target=_run, name="pymail-wal-checkpoint", daemon=True)
+    _thread.start()
+
+
+def _run() -> None:
+    stop = threading.Event()
+    while not stop.wait(CHECKPOINT_EVERY):
+        try:
+            checkpoint_large_wals()
+        except Exception:   # never let the thread die: the automatic threshold is the backstop
+            log.exception("background WAL checkpoint failed")

@@ -1,0 +1,50 @@
+"""The kept-open index connections and their background WAL checkpoint (store/walkeeper.py)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+from pymail.store import walkeeper
+from pymail.store.index import Index
+
+
+def _index(tmp_path, name):
+    path = str(tmp_path / name / "pymail-index.sqlite")
+    Index(path).close()
+    return path
+
+
+def test_kept_connections_are_an_lru_and_evicted_ones_closed(tmp_path, monkeypatch):
+    monkeypatch.setattr(walkeeper, "_kept", walkeeper.OrderedDict())
+    monkeypatch.setattr(walkeeper, "KEPT_OPEN", 2)
+    a, b, c = (_index(tmp_path, n) for n in "abc")
+    walkeeper.keep_open(a)
+    first = walkeeper._kept[a]
+    walkeeper.keep_open(b)
+    walkeeper.keep_open(a)                     # used again: most recent
+    walkeeper.keep_open(c)                     # b goes
+    assert walkeeper.kept_paths() == [a, c]
+    assert walkeeper._kept[a] is first
+    assert walkeeper._thread is not None and walkeeper._thread.is_alive()
+
+
+def test_a_large_wal_is_checkpointed_and_the_wal_stays(tmp_path, monkeypatch):
+    monkeypatch.setattr(walkeeper, "_kept", walkeeper.OrderedDict())
+    path = _index(tmp_path, "box")
+    walkeeper.keep_open(path)
+    idx = Index(path)
+    with idx.write() as db:
+        db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                       [(f"k{i}", "x" * 500) for i in range(2000)])
+    idx.close()                                # not the last connection: no checkpoint here
+    assert os.path.exists(path + "-wal")
+    assert walkeeper.checkpoint_large_wals(min_bytes=10 ** 9) == []   # small enough: left
+    assert walkeeper.checkpoint_large_wals(min_bytes=0) == [path]
+    # everything is in the database file now: a reader without the WAL sees it
+    probe = sqlite3.connect(path)
+    busy, log_pages, done = probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert busy == 0 and log_pages == done
+    assert probe.execute("SELECT COUNT(*) FROM meta WHERE key LIKE 'k%'").fetchone()[0] == 2000
+    probe.close()
+    assert os.path.exists(path + "-wal")       # kept, not deleted and made again
