@@ -109,17 +109,25 @@ class FilteringDelivery(LocalDelivery):
         if read_quarantine(head) and not usersettings.sender_matches(prefs.allow, envelope.sender):
             disposition.folder = "Junk"
         account = self.account(address)
-        try:
-            existing = {m.name for m in account.list_mailboxes()}
-        except Exception:  # a missing maildir: it is created at first store
-            existing = {"INBOX"}
+        existing: set[str] = set()
+
+        def mailbox_exists(name: str) -> bool:
+            # listed only when a script asks (fileinto :create / mailboxexists, RFC 5490)
+            if name.upper() == "INBOX":
+                return True
+            if not existing:
+                try:
+                    existing.update(m.name for m in account.list_mailboxes())
+                except Exception:  # a missing maildir: it is created at first store
+                    existing.add("INBOX")
+            return name in existing
         scripts = ScriptStore.for_maildir(account.root)
         user_script = scripts.active_script()
         context = SieveContext(
             user=address,
             user_addresses=[a for a in (recipient.original,) if a],
             default_mailbox=disposition.folder,
-            mailbox_exists=lambda name: name in existing or name.upper() == "INBOX",
+            mailbox_exists=mailbox_exists,
             spam_score=score,
             spam_threshold=prefs.threshold,
             virus_status=read_virus_status(head),

@@ -16,6 +16,8 @@ silently discarded: the worst outcome for a message is a refusal the sender sees
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,15 +72,47 @@ def _float(value: str | None, default: float) -> float:
         return default
 
 
-def load(directory: Any, address: str, site_threshold: float = 5.0,
-         site_reject_score: float = 10.0) -> SpamSettings:
-    """The spam settings of ``address`` (site defaults for an unknown user or unset keys)."""
+CACHE_SECONDS = 5.0   # a user's change reaches deliveries at most this late
+_cache: dict = {}     # (directory id, address) → (expires, raw settings)
+_cache_lock = threading.Lock()
+
+
+def _raw_settings(directory: Any, address: str) -> dict:
+    """The user's stored settings, read from the directory at most every CACHE_SECONDS per
+    process (one SQL query per delivered message was a tenth of the delivery's CPU)."""
     from pymail.directory.errors import DirectoryError
 
+    key = (id(directory), address.lower())
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
     try:
         raw = directory.get_settings(address)
     except DirectoryError:  # not a local user (an alias or an outside address): site defaults
         raw = {}
+    with _cache_lock:
+        if len(_cache) > 10_000:
+            _cache.clear()
+        _cache[key] = (now + CACHE_SECONDS, raw)
+    return raw
+
+
+def forget(address: str | None = None) -> None:
+    """Drop cached settings (all, or one address's): after this process changed them."""
+    with _cache_lock:
+        if address is None:
+            _cache.clear()
+        else:
+            for key in [k for k in _cache if k[1] == address.lower()]:
+                del _cache[key]
+
+
+def load(directory: Any, address: str, site_threshold: float = 5.0,
+         site_reject_score: float = 10.0) -> SpamSettings:
+    """The spam settings of ``address`` (site defaults for an unknown user or unset keys)."""
+    raw = _raw_settings(directory, address)
     action = raw.get(KEY_ACTION, "junk")
     return SpamSettings(
         threshold=_float(raw.get(KEY_THRESHOLD), site_threshold),
@@ -93,14 +127,17 @@ def set_threshold(directory: Any, address: str, value: float | None) -> None:
     if value is not None and not -100.0 <= value <= 1000.0:
         raise SettingsError("the threshold must be between -100 and 1000")
     directory.set_setting(address, KEY_THRESHOLD, None if value is None else repr(float(value)))
+    forget(address)
 
 
 def set_action(directory: Any, address: str, action: str | None, reject_score: float | None = None) -> None:
     if action is not None and action not in ACTIONS:
         raise SettingsError(f"the action must be one of {', '.join(ACTIONS)}")
     directory.set_setting(address, KEY_ACTION, action)
+    forget(address)
     if reject_score is not None:
         directory.set_setting(address, KEY_REJECT_SCORE, repr(float(reject_score)))
+        forget(address)
 
 
 def list_entries(directory: Any, address: str, which: str) -> list[str]:
@@ -113,6 +150,7 @@ def add_entry(directory: Any, address: str, which: str, entry: str) -> None:
     if entry not in entries:
         entries.append(entry)
     directory.set_setting(address, LIST_KEYS[which], "\n".join(entries))
+    forget(address)
 
 
 def remove_entry(directory: Any, address: str, which: str, entry: str) -> bool:
@@ -122,6 +160,7 @@ def remove_entry(directory: Any, address: str, which: str, entry: str) -> bool:
         return False
     entries.remove(entry)
     directory.set_setting(address, LIST_KEYS[which], "\n".join(entries) or None)
+    forget(address)
     return True
 
 
