@@ -412,6 +412,7 @@ class Mailbox(IndexSync, ParseCache):
                               for f in flags)
             modseq = None
             listing = None
+            changes: list[tuple] = []
             with self.own_changes(db):
                 for uid, base, subdir, info, flag_text, rec_modseq, vsize, mtime, guid in rows:
                     if unchanged_since is not None and rec_modseq > unchanged_since:
@@ -451,9 +452,10 @@ class Mailbox(IndexSync, ParseCache):
                     if modseq is None:
                         modseq = self._next_modseq(db)
                     text = " ".join(sorted(new))
-                    db.execute("UPDATE records SET subdir='cur', info=?, flags=?, seen=?, modseq=? "
-                               "WHERE uid=?", (new_info, text, int("\\Seen" in new), modseq, uid))
+                    changes.append((new_info, text, int("\\Seen" in new), modseq, uid))
                     updated.append(MessageRecord(uid, self._flagset(text), modseq, vsize, mtime, guid))
+                db.executemany("UPDATE records SET subdir='cur', info=?, flags=?, seen=?, modseq=? "
+                               "WHERE uid=?", changes)
         return updated, failed
 
     def _rows_for(self, db, uids):
