@@ -23,15 +23,37 @@ def _dump(value) -> str:
     return json.dumps(parse.to_json(value), separators=(",", ":"))
 
 
+HEADER_CHUNK = 16384   # a header-only fill reads the file this much at a time
+
+
+def read_header(f) -> bytes:
+    """The header block of the message in ``f`` (as ``parse.split_message`` gives it), read only
+    as far as the first blank line.  A separator found in a prefix is the one the whole file
+    has: ``\r?\n\r?\n`` ends with its last character, so a match cannot grow with more data."""
+    data = b""
+    while True:
+        chunk = f.read(HEADER_CHUNK)
+        data += chunk
+        if data.startswith(b"\r\n") or data.startswith(b"\n") or not chunk \
+                or parse.HEADER_SPLIT.search(data):
+            return parse.split_message(data)[0]
+
+
 class ParseCache:
-    """Mixin of Mailbox: needs self.index, self.open_message."""
+    """Mixin of Mailbox: needs self.index, self.open_message.
+
+    A row of the parse cache is either complete (ENVELOPE, BODYSTRUCTURE, header) or
+    header-only (envelope and bodystructure NULL): ``cache_all`` — what FETCH of headers or
+    ENVELOPE and SEARCH HEADER use on many messages — reads each file only up to its blank line
+    and skips the MIME parse; the first ``envelope()``/``bodystructure()`` of such a message
+    parses it whole and completes the row."""
 
     def envelope(self, uid: int) -> list:
-        return parse.from_json(json.loads(self._parsed(uid)[0]))
+        return parse.from_json(json.loads(self._parsed(uid, full=True)[0]))
 
     def bodystructure(self, uid: int, extended: bool = True) -> list:
         """BODYSTRUCTURE (``extended``) or BODY shape of RFC 3501 §7.4.2."""
-        structure = parse.from_json(json.loads(self._parsed(uid)[2]))
+        structure = parse.from_json(json.loads(self._parsed(uid, full=True)[2]))
         return structure if extended else parse.bodystructure_strip(structure)
 
     def raw_header(self, uid: int) -> bytes:
@@ -69,11 +91,11 @@ class ParseCache:
             yield from self.index.db.execute(
                 f"SELECT uid, header FROM parsed WHERE uid IN ({marks})", chunk)
 
-    def _parsed(self, uid: int):
+    def _parsed(self, uid: int, full: bool = False):
         row = self.index.db.execute(
             "SELECT envelope, body, bodystructure, header FROM parsed WHERE uid=?",
             (uid,)).fetchone()
-        if row is not None:
+        if row is not None and (not full or row[2] is not None):
             return row
         with self.open_message(uid) as f:
             raw = f.read()
@@ -85,8 +107,8 @@ class ParseCache:
         return row
 
     def cache_all(self, uids=None) -> int:
-        """Parse every message not yet in the parse cache (each file is read once).
-        → how many were parsed."""
+        """Cache the header block of every message not yet in the parse cache (each file read
+        once, up to its blank line).  → how many were added."""
         if uids is not None and len(uids) <= SCAN_THRESHOLD:
             wanted = sorted(set(uids))
             have = set()
@@ -108,7 +130,7 @@ class ParseCache:
             for uid in todo[i:i + 500]:
                 try:
                     with self.open_message(uid) as f:
-                        batch.append((uid, *parsed_row(f.read())))
+                        batch.append((uid, None, None, None, read_header(f)))
                 except StoreError:
                     continue
             with self.index.write() as db:

@@ -39,7 +39,7 @@ import functools
 import re
 
 MAX_DEPTH = 20
-_HEADER_SPLIT = re.compile(rb"\r?\n\r?\n")
+HEADER_SPLIT = re.compile(rb"\r?\n\r?\n")
 
 
 # -- headers ------------------------------------------------------------------------------------
@@ -49,7 +49,7 @@ def split_message(raw: bytes) -> tuple[bytes, bytes]:
     if raw.startswith(b"\r\n") or raw.startswith(b"\n"):
         n = 2 if raw.startswith(b"\r\n") else 1
         return raw[:n], raw[n:]
-    m = _HEADER_SPLIT.search(raw)
+    m = HEADER_SPLIT.search(raw)
     if m is None:
         return raw, b""
     return raw[:m.end()], raw[m.end():]
