@@ -94,7 +94,7 @@ def _behind(mailbox, changes) -> bool:
     """Would ``changes`` tell this session anything (or can it not answer for it)?"""
     seen = seen_modseq(mailbox)
     return seen is None or seen < changes.highest \
-        or getattr(mailbox, "_generation", None) != changes.generation
+        or getattr(mailbox, "generation", None) != changes.generation
 
 
 class FolderState:

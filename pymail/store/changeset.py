@@ -73,7 +73,7 @@ class ChangeSet:
 
 def seen_modseq(mailbox) -> int | None:
     """The highest modseq this ``Mailbox`` session has looked at (None: unknown)."""
-    value = getattr(mailbox, "_seen_modseq", None)
+    value = getattr(mailbox, "seen_modseq", None)
     return value if isinstance(value, int) else None
 
 
@@ -101,20 +101,7 @@ def read_changes(mailbox, low: int, carry=()) -> ChangeSet:
 
 def sync_from(mailbox, changes: ChangeSet) -> SyncResult | None:
     """``mailbox.sync()``'s answer computed from ``changes`` without touching the index, or
-    None when ``changes`` cannot give it (then call ``mailbox.sync()``)."""
-    known = getattr(mailbox, "_known", None)
-    seen = seen_modseq(mailbox)
-    if known is None or seen is None or seen < changes.low \
-            or getattr(mailbox, "_generation", None) != changes.generation:
-        return None
-    if changes.highest <= seen:
-        return SyncResult([], [], [])
-    records = changes.records
-    rows = [u for u in changes.changed if records[u].modseq > seen]
-    added = [u for u in rows if u not in known]
-    changed = [u for u in rows if u in known]
-    expunged = [u for u, m in changes.expunged if m > seen and u in known]
-    known.update(added)
-    known.difference_update(expunged)
-    mailbox._seen_modseq = changes.highest
-    return SyncResult(added, expunged, changed)
+    None when ``changes`` cannot give it (then call ``mailbox.sync()``); a store without
+    ``Mailbox.sync_from`` always gets None."""
+    method = getattr(mailbox, "sync_from", None)
+    return method(changes) if method is not None else None

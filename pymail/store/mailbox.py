@@ -269,6 +269,36 @@ class Mailbox(IndexSync, ParseCache):
         self._seen_modseq = highest
         return SyncResult(added, expunged, changed)
 
+    @property
+    def seen_modseq(self) -> int:
+        """The highest modseq this session's ``sync()`` has looked at."""
+        return self._seen_modseq
+
+    @property
+    def generation(self):
+        """Which build of the index this session's view belongs to (a rebuild changes it)."""
+        return self._generation
+
+    def sync_from(self, changes) -> SyncResult | None:
+        """``sync()``'s answer computed from a ``changeset.ChangeSet`` another session read,
+        without touching the index; None when ``changes`` cannot give it (it starts after
+        what this session saw, or belongs to another build): then call ``sync()``."""
+        known = self._known
+        seen = self._seen_modseq
+        if known is None or seen < changes.low or self._generation != changes.generation:
+            return None
+        if changes.highest <= seen:
+            return SyncResult([], [], [])
+        records = changes.records
+        rows = [u for u in changes.changed if records[u].modseq > seen]
+        added = [u for u in rows if u not in known]
+        changed = [u for u in rows if u in known]
+        expunged = [u for u, m in changes.expunged if m > seen and u in known]
+        known.update(added)
+        known.difference_update(expunged)
+        self._seen_modseq = changes.highest
+        return SyncResult(added, expunged, changed)
+
     def changes_since(self, modseq: int) -> list[Change]:
         with self.index.read() as db:
             rows = db.execute("SELECT uid, modseq, created FROM records WHERE modseq > ?",
