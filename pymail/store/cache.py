@@ -91,6 +91,34 @@ class ParseCache:
             yield from self.index.db.execute(
                 f"SELECT uid, header FROM parsed WHERE uid IN ({marks})", chunk)
 
+    def complete_parsed(self, uids) -> int:
+        """Parse whole (ENVELOPE, BODYSTRUCTURE) the messages among ``uids`` whose cache row is
+        missing or header-only, with one write transaction for all of them (FETCH
+        BODYSTRUCTURE over a folder filled header-only).  → how many were parsed."""
+        wanted = sorted(set(uids))
+        todo = []
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            done = {r[0] for r in self.index.db.execute(
+                f"SELECT uid FROM parsed WHERE uid IN ({marks}) AND bodystructure IS NOT NULL",
+                chunk)}
+            todo += [u for u in chunk if u not in done]
+        rows = []
+        for uid in todo:
+            try:
+                with self.open_message(uid) as f:
+                    rows.append((uid, *parsed_row(f.read())))
+            except StoreError:
+                continue
+        if rows:
+            with self.index.write() as db:
+                db.executemany("INSERT OR REPLACE INTO parsed (uid, envelope, body, bodystructure,"
+                               " header) SELECT ?,?,?,?,? WHERE EXISTS "
+                               "(SELECT 1 FROM records WHERE uid=?)",
+                               [(*row, row[0]) for row in rows])
+        return len(rows)
+
     def _parsed(self, uid: int, full: bool = False):
         row = self.index.db.execute(
             "SELECT envelope, body, bodystructure, header FROM parsed WHERE uid=?",

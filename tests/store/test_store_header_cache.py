@@ -41,3 +41,18 @@ def test_cache_all_stores_headers_only_and_envelope_completes_the_row(account):
     assert box.index.db.execute("SELECT bodystructure IS NOT NULL FROM parsed WHERE uid=2"
                                 ).fetchone()[0] == 1
     assert box.cache_all() == 0
+
+
+def test_complete_parsed_fills_structures_in_one_go(account):
+    for i in range(4):
+        account.deliver(msg(f"m{i}"))
+    box = account.mailbox("INBOX")
+    box.index.db.execute("DELETE FROM parsed")
+    box.cache_all([1, 2])                               # 1, 2 header-only; 3, 4 not cached
+    assert box.complete_parsed([1, 2, 3, 4]) == 4
+    assert box.complete_parsed([1, 2, 3, 4]) == 0       # nothing left to parse
+    assert box.index.db.execute("SELECT COUNT(*) FROM parsed WHERE bodystructure IS NOT NULL"
+                                ).fetchone()[0] == 4
+    with box.open_message(3) as f:
+        full = cache_mod.parsed_row(f.read())
+    assert box.bodystructure(3) == parse.from_json(json.loads(full[2]))

@@ -195,6 +195,10 @@ def build_batch(session, view, pairs, items: list[FetchItem], changedsince: int 
     full = any(needs_full_message(i) for i in items)
     header_cache: dict = {}
     live = [u for _, u in pairs if u in view.records and u not in view.gone]
+    if live and any(i.section is None and i.name in ("BODYSTRUCTURE", "BODY") for i in items):
+        complete = getattr(mb, "complete_parsed", None)
+        if complete is not None:  # parse the batch's uncached structures in one transaction
+            complete(live)
     if not full and live:
         if any(i.name == "ENVELOPE" for i in items):  # one index query for the whole batch
             header_cache[ENVELOPE_KEY] = mb.header_fields_many(live, list(ENVELOPE_KEY[0]), False)
