@@ -33,12 +33,23 @@ _lock = threading.Lock()       # guards _kept
 _in_use = threading.Lock()     # a kept connection is being checkpointed, or closed
 _kept: "OrderedDict[str, sqlite3.Connection]" = OrderedDict()
 _thread: threading.Thread | None = None
+_owner = os.getpid()           # the process the kept connections were opened in
+
+
+def _forget_after_fork() -> None:
+    """Caller holds ``_lock``.  Connections opened before a fork belong to the parent: SQLite
+    connections must not cross fork(), so a child drops them (without using or closing them)."""
+    global _owner, _kept
+    if _owner != os.getpid():
+        _owner = os.getpid()
+        _kept = OrderedDict()
 
 
 def keep_open(path: str) -> None:
     """Hold one idle connection to ``path`` (LRU of ``KEPT_OPEN``) and make sure the
     background checkpointer runs."""
     with _lock:
+        _forget_after_fork()
         if path in _kept:
             _kept.move_to_end(path)
             return
@@ -48,6 +59,7 @@ def keep_open(path: str) -> None:
     except sqlite3.Error:
         return
     with _lock:
+        _forget_after_fork()
         old = _kept.pop(path, None)
         _kept[path] = db
         evicted = [_kept.popitem(last=False)[1] for _ in range(len(_kept) - KEPT_OPEN)]
@@ -60,12 +72,14 @@ def keep_open(path: str) -> None:
 
 def kept_paths() -> list[str]:
     with _lock:
+        _forget_after_fork()
         return list(_kept)
 
 
 def checkpoint_large_wals(min_bytes: int = CHECKPOINT_BYTES) -> list[str]:
     """Checkpoint (PASSIVE) every kept index whose WAL is above ``min_bytes``; → their paths."""
     with _lock:
+        _forget_after_fork()
         items = list(_kept.items())
     done = []
     for path, db in items:

@@ -48,3 +48,20 @@ def test_a_large_wal_is_checkpointed_and_the_wal_stays(tmp_path, monkeypatch):
     assert probe.execute("SELECT COUNT(*) FROM meta WHERE key LIKE 'k%'").fetchone()[0] == 2000
     probe.close()
     assert os.path.exists(path + "-wal")       # kept, not deleted and made again
+
+
+def test_a_forked_child_does_not_use_its_parents_connections(tmp_path, monkeypatch):
+    monkeypatch.setattr(walkeeper, "_kept", walkeeper.OrderedDict())
+    path = _index(tmp_path, "box")
+    walkeeper.keep_open(path)
+    parent_conn = walkeeper._kept[path]
+    pid = os.fork()
+    if pid == 0:                                   # the child: a fresh set, the parent's untouched
+        ok = walkeeper.kept_paths() == [] and walkeeper._owner == os.getpid()
+        ok = ok and walkeeper.checkpoint_large_wals(min_bytes=0) == []
+        walkeeper.keep_open(path)
+        ok = ok and walkeeper._kept[path] is not parent_conn
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert walkeeper._kept[path] is parent_conn    # the parent's own connection is still there
