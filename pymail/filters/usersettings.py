@@ -123,21 +123,24 @@ def load(directory: Any, address: str, site_threshold: float = 5.0,
     )
 
 
+def _set(directory: Any, address: str, key: str, value: str | None) -> None:
+    """Store one setting; this process's cache forgets the user at once."""
+    directory.set_setting(address, key, value)
+    forget(address)
+
+
 def set_threshold(directory: Any, address: str, value: float | None) -> None:
     if value is not None and not -100.0 <= value <= 1000.0:
         raise SettingsError("the threshold must be between -100 and 1000")
-    directory.set_setting(address, KEY_THRESHOLD, None if value is None else repr(float(value)))
-    forget(address)
+    _set(directory, address, KEY_THRESHOLD, None if value is None else repr(float(value)))
 
 
 def set_action(directory: Any, address: str, action: str | None, reject_score: float | None = None) -> None:
     if action is not None and action not in ACTIONS:
         raise SettingsError(f"the action must be one of {', '.join(ACTIONS)}")
-    directory.set_setting(address, KEY_ACTION, action)
-    forget(address)
+    _set(directory, address, KEY_ACTION, action)
     if reject_score is not None:
-        directory.set_setting(address, KEY_REJECT_SCORE, repr(float(reject_score)))
-        forget(address)
+        _set(directory, address, KEY_REJECT_SCORE, repr(float(reject_score)))
 
 
 def list_entries(directory: Any, address: str, which: str) -> list[str]:
@@ -149,8 +152,7 @@ def add_entry(directory: Any, address: str, which: str, entry: str) -> None:
     entry = normalise_entry(entry)
     if entry not in entries:
         entries.append(entry)
-    directory.set_setting(address, LIST_KEYS[which], "\n".join(entries))
-    forget(address)
+    _set(directory, address, LIST_KEYS[which], "\n".join(entries))
 
 
 def remove_entry(directory: Any, address: str, which: str, entry: str) -> bool:
@@ -159,8 +161,7 @@ def remove_entry(directory: Any, address: str, which: str, entry: str) -> bool:
     if entry not in entries:
         return False
     entries.remove(entry)
-    directory.set_setting(address, LIST_KEYS[which], "\n".join(entries) or None)
-    forget(address)
+    _set(directory, address, LIST_KEYS[which], "\n".join(entries) or None)
     return True
 
 

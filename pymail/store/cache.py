@@ -111,13 +111,19 @@ class ParseCache:
                     rows.append((uid, *parsed_row(f.read())))
             except StoreError:
                 continue
-        if rows:
-            with self.index.write() as db:
-                db.executemany("INSERT OR REPLACE INTO parsed (uid, envelope, body, bodystructure,"
-                               " header) SELECT ?,?,?,?,? WHERE EXISTS "
-                               "(SELECT 1 FROM records WHERE uid=?)",
-                               [(*row, row[0]) for row in rows])
+        self._store_parsed_rows(rows)
         return len(rows)
+
+    def _store_parsed_rows(self, rows) -> None:
+        """(uid, envelope, body, bodystructure, header) rows into the cache, in one
+        transaction; rows of messages expunged meanwhile are dropped."""
+        if not rows:
+            return
+        with self.index.write() as db:
+            db.executemany("INSERT OR REPLACE INTO parsed (uid, envelope, body, bodystructure,"
+                           " header) SELECT ?,?,?,?,? WHERE EXISTS "
+                           "(SELECT 1 FROM records WHERE uid=?)",
+                           [(*row, row[0]) for row in rows])
 
     def _parsed(self, uid: int, full: bool = False):
         row = self.index.db.execute(
@@ -161,10 +167,6 @@ class ParseCache:
                         batch.append((uid, None, None, None, read_header(f)))
                 except StoreError:
                     continue
-            with self.index.write() as db:
-                db.executemany("INSERT OR REPLACE INTO parsed (uid, envelope, body, bodystructure,"
-                               " header) SELECT ?,?,?,?,? WHERE EXISTS "
-                               "(SELECT 1 FROM records WHERE uid=?)",
-                               [(*row, row[0]) for row in batch])
+            self._store_parsed_rows(batch)
             done += len(batch)
         return done
