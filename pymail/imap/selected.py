@@ -87,6 +87,19 @@ class SelectedMailbox:
         self._note_keywords()
         self._announced_keywords = set(self.keywords)
 
+    def fill_internal_dates(self, uids) -> None:
+        """Make sure ``records[uid].internal_date`` is known for ``uids`` (a bulk-built index
+        reads dates on first use; ``Mailbox.internal_dates``).  Blocking: call in a thread."""
+        missing = [u for u in uids if (r := self.records.get(u)) is not None
+                   and r.internal_date is None]
+        if not missing:
+            return
+        dates = self.mailbox.internal_dates(missing)
+        for uid in missing:
+            rec = self.records.get(uid)
+            if rec is not None:   # 0 (1970) for a message expunged meanwhile
+                self.records[uid] = rec._replace(internal_date=dates.get(uid, 0.0))
+
     def _note_keywords(self, uids=None) -> None:
         # the store shares one frozenset per distinct flag combination: look at each once
         flagsets = set(self.flags.values()) if uids is None else (self.flags.get(u, ()) for u in uids)

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 
@@ -53,14 +54,22 @@ def base_of(filename: str) -> str:
     return split(filename)[0]
 
 
+_SIZE_FIELD = re.compile(r",([SW])=([0-9]+)(?=,|$)")
+
+
 def size_fields(base: str) -> tuple[int | None, int | None]:
-    """(S=, W=) from a base name, None when absent."""
+    """(S=, W=) from a base name, None when absent (the last one wins, as in Dovecot)."""
+    head, sep, w = base.rpartition(",W=")          # the usual "…,S=<n>,W=<n>" first
+    if sep and w.isascii() and w.isdigit():
+        _, sep, s = head.rpartition(",S=")
+        if sep and s.isascii() and s.isdigit():
+            return int(s), int(w)
     size = vsize = None
-    for part in base.split(",")[1:]:
-        if part.startswith("S=") and part[2:].isdigit():
-            size = int(part[2:])
-        elif part.startswith("W=") and part[2:].isdigit():
-            vsize = int(part[2:])
+    for key, digits in _SIZE_FIELD.findall(base):
+        if key == "S":
+            size = int(digits)
+        else:
+            vsize = int(digits)
     return size, vsize
 
 

@@ -25,7 +25,7 @@ import threading
 import time
 import weakref
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 FILE_NAME = "pymail-index.sqlite"
 
 _SCHEMA = """
@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS records (
     created INTEGER NOT NULL,
     size INTEGER NOT NULL,
     vsize INTEGER,
-    mtime REAL NOT NULL,
+    mtime REAL,                -- the internal date; NULL until first read (sync.py)
     guid TEXT,                 -- NULL: the GUID is the base name (Dovecot's rule)
     pop3 TEXT);
 CREATE INDEX IF NOT EXISTS records_modseq ON records(modseq);
@@ -66,6 +66,8 @@ CREATE TRIGGER IF NOT EXISTS records_upd AFTER UPDATE OF seen, size ON records B
 """
 
 
+_BULK_DEFERRED = (("TRIGGER", "records_ins"), ("INDEX", "records_modseq"),
+                  ("INDEX", "records_subdir"))
 WRITE_WAIT = 60.0   # seconds, as the connection's busy timeout
 AUTOCHECKPOINT_PAGES = 16384   # 64 MiB of WAL before a commit checkpoints by itself
 
@@ -226,6 +228,24 @@ class Index:
 
     def set_json(self, key: str, value, db=None) -> None:
         self.set(key, json.dumps(value), db)
+
+    def bulk_insert(self, db, loads) -> None:
+        """``executemany(insert, rows)`` for each (insert, rows) of ``loads`` into an empty
+        ``records`` table (inside ``write()``):
+        the counting trigger and the secondary indexes are dropped for the load and made
+        again after it — SQLite builds an index from the finished table in one sorted pass,
+        much faster than row by row — and the counts are set from one scan.  DDL is part of
+        the transaction: a failure leaves the schema as it was."""
+        for kind, name in _BULK_DEFERRED:
+            db.execute(f"DROP {kind} IF EXISTS {name}")
+        for insert, rows in loads:
+            if rows:
+                db.executemany(insert, rows)
+        for statement in _statements(_SCHEMA):
+            if any(f" {name} " in statement for _, name in _BULK_DEFERRED):
+                db.execute(statement)
+        db.execute("UPDATE counts SET (messages, unseen, bytes) = (SELECT count(*), "
+                   "coalesce(sum(seen = 0), 0), coalesce(sum(size), 0) FROM records) WHERE id = 1")
 
     def counts(self) -> tuple[int, int, int]:
         return self.db.execute("SELECT messages, unseen, bytes FROM counts").fetchone()

@@ -5,6 +5,7 @@ in ``cache.py`` (ParseCache); both are mixed into ``Mailbox``.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import os
@@ -28,6 +29,8 @@ _shared: dict[str, tuple] = {}   # index path → (generation, modseq, {uid: rec
 UIDLIST_STALE_PERCENT = 25   # rewrite dovecot-uidlist when stale records pass this share
 _RECORD_SELECT = ("SELECT uid, flags, modseq, vsize, mtime, COALESCE(guid, base) "
                   "FROM records")
+_DATE_SELECT = "SELECT uid, base, subdir, info, mtime FROM records WHERE 1"
+DATE_SCAN_THRESHOLD = 5000   # asking for more dates than this reads every row once
 _SYSTEM_BY_LOWER = {f.lower(): f for f in fn.SYSTEM_FLAGS}
 _ATOM_SPECIALS = set('(){ %*"\\]') | {chr(i) for i in range(0x20)} | {"\x7f"}
 
@@ -50,6 +53,16 @@ def normalize_flags(flags) -> frozenset:
                 raise StoreError(BADNAME, f"invalid keyword {flag!r}")
             out.add(flag)
     return frozenset(out)
+
+
+def _uid_of(record) -> int:
+    return record.uid
+
+
+def _name_time(base: str) -> float:
+    """The delivery time a maildir base name starts with ("<sec>.…"), else 0."""
+    sec = base.partition(".")[0]
+    return float(sec) if sec.isascii() and sec.isdigit() else 0.0
 
 
 def _shared_view(path: str):
@@ -87,6 +100,7 @@ class Mailbox(IndexSync, ParseCache):
         self._records_modseq = 0
         self._records_generation = None
         self._meta_cache = None
+        self._bulk_view = None
         try:
             self._refresh()
             self._init_session()
@@ -152,6 +166,14 @@ class Mailbox(IndexSync, ParseCache):
         self._update_view()
         return list(self._records_list)
 
+    def _install_view(self, generation, modseq: int, ordered: list) -> None:
+        """Take a records view made while filling the index in bulk (sync.py)."""
+        self._records = {r.uid: r for r in ordered}
+        self._records_list = ordered
+        self._records_modseq = modseq
+        self._records_generation = generation
+        _publish_view(self.index.path, generation, modseq, self._records, ordered)
+
     def _update_view(self) -> None:
         if self._records is not None:
             meta = self._meta()
@@ -205,6 +227,79 @@ class Mailbox(IndexSync, ParseCache):
         if row is None:
             return None
         return MessageRecord(row[0], self._flagset(row[1]), row[2], row[3], row[4], row[5])
+
+    def internal_dates(self, uids) -> dict[int, float]:
+        """uid → internal date (the file's mtime, as Dovecot's received date) for ``uids``.
+
+        An index built in bulk (a first SELECT) leaves the dates NULL: a ``stat()`` per message
+        would double that SELECT.  They are read here on first use and kept in the index
+        (without a new modseq: the date of a message never changes).  A message whose file
+        vanished under a record gets the delivery time its name starts with; one no longer
+        in the index is left out."""
+        wanted = set(uids)
+        if len(wanted) > DATE_SCAN_THRESHOLD:
+            rows = [r for r in self.index.db.execute(_DATE_SELECT) if r[0] in wanted]
+        else:
+            rows = self._rows_where_uid(_DATE_SELECT, sorted(wanted))
+        out, todo = {}, []
+        for uid, base, subdir, info, mtime in rows:
+            if mtime is not None:
+                out[uid] = mtime
+            else:
+                todo.append((uid, base, subdir, info))
+        found, lost = self._stat_dates(todo)
+        if lost:            # renamed by a flag change elsewhere, or expunged: look again
+            self._refresh()
+            todo = []
+            for uid, base, subdir, info, mtime in self._rows_where_uid(
+                    _DATE_SELECT, sorted(u for u, _ in lost)):
+                if mtime is not None:
+                    out[uid] = mtime
+                else:
+                    todo.append((uid, base, subdir, info))
+            more, lost = self._stat_dates(todo)
+            found += more
+            out.update((u, _name_time(base)) for u, base in lost)
+        if found:
+            with self.index.write() as db:
+                db.executemany("UPDATE records SET mtime=? WHERE uid=? AND mtime IS NULL",
+                               [(t, u) for u, t in found])
+            self._patch_dates(found)
+            out.update(found)
+        return out
+
+    def _stat_dates(self, rows) -> tuple[list, list]:
+        found, lost = [], []
+        for uid, base, subdir, info in rows:
+            try:
+                found.append((uid, os.stat(os.path.join(self.folder.path, subdir,
+                                                         self._fname(base, info))).st_mtime))
+            except FileNotFoundError:
+                lost.append((uid, base))
+        return found, lost
+
+    def _rows_where_uid(self, select: str, uids: list) -> list:
+        rows = []
+        for i in range(0, len(uids), 500):
+            chunk = uids[i:i + 500]
+            rows += self.index.db.execute(
+                f"{select} AND uid IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+        return rows
+
+    def _patch_dates(self, found) -> None:
+        """Put dates just read into the records view, in place: views other sessions share
+        may learn them too, as a date only ever goes from unknown to known."""
+        records, ordered = self._records, self._records_list
+        if records is None:
+            return
+        for uid, t in found:
+            rec = records.get(uid)
+            if rec is None or rec.internal_date is not None:
+                continue
+            rec = records[uid] = rec._replace(internal_date=t)
+            i = bisect.bisect_left(ordered, uid, key=_uid_of)
+            if i < len(ordered) and ordered[i].uid == uid:
+                ordered[i] = rec
 
     def uids(self) -> list[int]:
         return [r[0] for r in self.index.db.execute("SELECT uid FROM records ORDER BY uid")]

@@ -35,7 +35,9 @@ yields modseqs above any a client has seen.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
+import re
 import threading
 import time
 
@@ -44,6 +46,7 @@ from pymail.store import filename as fn
 from pymail.store import keywords as kw
 from pymail.store import uidlist as ul_mod
 from pymail.store.errors import NONEXISTENT, StoreError
+from pymail.store.types import MessageRecord
 
 DIRTY_WINDOW_NS = 1_000_000_000
 FLOOR_STEP = 1_000_000
@@ -52,20 +55,59 @@ _FNAME_SELECT = ("SELECT subdir || '/' || base || CASE WHEN info IS NULL THEN ''
                  "ELSE ':2,' || info END FROM records")
 
 
+_ORDER = re.compile(r"([0-9]+)\.M([0-9]+)(?:P|$)")
+
+
 def _order_key(base: str):
-    """Maildir delivery order: "<sec>.M<usec>..." by time, then by name."""
-    sec, _, rest = base.partition(".")
-    usec = 0
-    if rest.startswith("M"):
-        digits = rest[1:].split("P", 1)[0]
-        usec = int(digits) if digits.isdigit() else 0
-    return (int(sec) if sec.isdigit() else 0, usec, base)
+    """Maildir delivery order: "<sec>.M<usec>..." by time, then by name
+    (maildir_filename_sort_cmp())."""
+    m = _ORDER.match(base)
+    if m is not None:
+        return (int(m[1]), int(m[2]), base)
+    sec = base.partition(".")[0]
+    return (int(sec) if sec.isascii() and sec.isdigit() else 0, 0, base)
+
+
+def _order_number(base: str) -> int:
+    """(sec, usec) of ``_order_key`` as one integer; OverflowError if usec does not fit."""
+    m = _ORDER.match(base)
+    if m is not None:
+        usec = int(m[2])
+        if usec >> 64:
+            raise OverflowError(base)
+        return int(m[1]) << 64 | usec
+    sec = base.partition(".")[0]
+    return int(sec) << 64 if sec.isascii() and sec.isdigit() else 0
+
+
+def delivery_order(bases) -> list[str]:
+    """``sorted(bases, key=_order_key)``, but sorted by name first and then (stable) by one
+    integer per name: a third cheaper than tuple keys on 100,000 names."""
+    out = sorted(bases)
+    try:
+        out.sort(key=_order_number)
+    except OverflowError:
+        out.sort(key=_order_key)
+    return out
 
 
 _grain_lock = threading.Lock()
 _fine_by_dev: dict[int, bool] = {}
 _fine_by_path: dict[str, bool] = {}   # folder → its device's answer (saves a stat per sync)
 PROBE_ROUNDS = 64
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """A bulk build makes some hundred thousand objects that all stay alive: the cyclic
+    collector would walk them (and everything else) again and again and find nothing."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def fine_grained(path: str) -> bool:
@@ -166,13 +208,13 @@ class IndexSync:
             except FileNotFoundError:
                 continue
             for name in names:
-                if name.startswith("."):
+                if name[0] == ".":
                     continue
-                pos = name.find(fn.INFO_SEP)
-                if pos < 0:
-                    out[name.split(":", 1)[0]] = (sub, None)
+                base, sep, info = name.partition(fn.INFO_SEP)
+                if sep:
+                    out[base] = (sub, info)
                 else:
-                    out[name[:pos]] = (sub, name[pos + 3:])
+                    out[name.split(":", 1)[0]] = (sub, None)
         return out
 
     def refresh(self, force: bool = False) -> bool:
@@ -191,6 +233,7 @@ class IndexSync:
         current, _ = self._stamp()
         if not force and stamps_match(self._meta()["stamp"], current):
             return False
+        self._bulk_view = None
         with self.index.write() as db:
             stored = self.index.get_json("stamp", db)
             if not force and stamps_match(stored, current):
@@ -198,6 +241,9 @@ class IndexSync:
             current, save = self._stamp()
             self._scan(db, None if force else stored, current)
             self.index.set_json("stamp", save, db)
+        if self._bulk_view is not None:      # committed: it is the index's state now
+            self._install_view(*self._bulk_view)
+            self._bulk_view = None
         return True
 
     @contextlib.contextmanager
@@ -241,8 +287,8 @@ class IndexSync:
         return base, sub, info
 
     def _scan(self, db, stored, current) -> None:
-        """Compare the directory listing with the index by full file name (set difference in
-        C), then look at only the differences: renamed (flags changed), new, gone."""
+        """Bring the index in step: an empty index is filled from one listing in bulk
+        (``_insert_bulk``), otherwise only the differences are looked at (``_scan_changes``)."""
         summary = ul_mod.read_summary(self.folder.uidlist_path)
         if summary is None:
             with self.folder.lock():
@@ -250,9 +296,28 @@ class IndexSync:
             summary = ul_mod.read_summary(self.folder.uidlist_path)
         fresh = self._check_uidvalidity(db, summary)
         names = kw.read(self.folder.keywords_path)
+        if fresh or db.execute("SELECT 1 FROM records LIMIT 1").fetchone() is None:
+            with _gc_paused():
+                found = self._list_dir()
+                if found:
+                    self._insert_bulk(db, found, names, self._next_modseq(db))
+        else:
+            self._scan_changes(db, stored, current, names)
+        top = db.execute("SELECT MAX(uid) FROM records").fetchone()[0] or 0
+        summary = ul_mod.read_summary(self.folder.uidlist_path) or summary
+        uidnext = max(int(self.index.get("uidnext", 1, db)), summary.effective_next_uid(),
+                      top + 1)
+        self.index.set("uidnext", uidnext, db)
+        if fresh:
+            row = db.execute("SELECT MIN(uid) FROM records WHERE subdir='new'").fetchone()
+            self.index.set("first_recent_uid", row[0] or uidnext, db)
+
+    def _scan_changes(self, db, stored, current, names: dict) -> None:
+        """Compare the directory listing with the index by full file name (set difference in
+        C), then look at only the differences: renamed (flags changed), new, gone."""
         both = ("new", "cur")
         now = time.time_ns()
-        if fresh or not isinstance(stored, list) or len(stored) != 4 \
+        if not isinstance(stored, list) or len(stored) != 4 \
                 or not _same(stored[3], current[3], now):
             dirs = both                      # keyword letters may mean something new
         else:
@@ -301,14 +366,6 @@ class IndexSync:
             db.executemany("DELETE FROM records WHERE uid=?", [(u,) for u in gone])
             db.executemany("INSERT OR REPLACE INTO expunged VALUES (?, ?)",
                            [(u, modseq) for u in gone])
-        top = db.execute("SELECT MAX(uid) FROM records").fetchone()[0] or 0
-        summary = ul_mod.read_summary(self.folder.uidlist_path) or summary
-        uidnext = max(int(self.index.get("uidnext", 1, db)), summary.effective_next_uid(),
-                      top + 1)
-        self.index.set("uidnext", uidnext, db)
-        if fresh:
-            row = db.execute("SELECT MIN(uid) FROM records WHERE subdir='new'").fetchone()
-            self.index.set("first_recent_uid", row[0] or uidnext, db)
 
     def _rows_by_base(self, db, bases) -> list:
         bases = sorted(bases)
@@ -320,10 +377,10 @@ class IndexSync:
                                f"WHERE base IN ({marks})", chunk).fetchall()
         return rows
 
-    def _uidlist_entries(self, db, wanted: set[str]) -> dict[str, ul_mod.Entry]:
-        """uidlist records for ``wanted`` base names.  Reads only what was appended since the
-        last scan when the file is the same inode (Dovecot appends too), else all of it; files
-        without a record get UIDs under the lock."""
+    def _uidlist_entries(self, db, wanted) -> dict[str, ul_mod.Entry]:
+        """uidlist records for ``wanted`` base names (a set or dict), in UID order.  Reads only
+        what was appended since the last scan when the file is the same inode (Dovecot
+        appends too), else all of it; files without a record get UIDs under the lock."""
         found: dict[str, ul_mod.Entry] = {}
         offset = int(self.index.get("uidlist_offset", 0, db))
         tail = ul_mod.read_tail(self.folder.uidlist_path, offset,
@@ -341,19 +398,17 @@ class IndexSync:
                 self.index.set("uidlist_ino", ino, db)
                 return found
         ul = self.folder.read_uidlist()
-        by_base = ul.by_base() if ul is not None else {}
-        found = {b: by_base[b] for b in wanted if b in by_base}
+        found = {e.base: e for e in ul.entries if e.base in wanted} if ul is not None else {}
         if len(found) < len(wanted):
             with self.folder.lock():
                 ul = self.folder.read_or_create_uidlist()
-                by_base = ul.by_base()
-                still = sorted((b for b in wanted if b not in by_base), key=_order_key)
+                found = {e.base: e for e in ul.entries if e.base in wanted}
+                still = delivery_order(b for b in wanted if b not in found)
                 if still:
                     nxt = ul.effective_next_uid()
                     entries = [ul_mod.Entry(nxt + i, b) for i, b in enumerate(still)]
                     ul_mod.append(self.folder.uidlist_path, ul, entries, self._fsync)
-                    by_base.update((e.base, e) for e in entries)
-            found = {b: by_base[b] for b in wanted}
+                    found.update((e.base, e) for e in entries)
         self.index.set("uidlist_offset", ul.size, db)
         self.index.set("uidlist_ino", ul.ino, db)
         return found
@@ -383,6 +438,55 @@ class IndexSync:
         db.executemany("INSERT OR IGNORE INTO records (uid, base, subdir, info, flags, seen, "
                        "modseq, created, size, vsize, mtime, guid, pop3) "
                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+
+    def _insert_bulk(self, db, found: dict, names: dict, modseq: int) -> None:
+        """Fill an empty index from a listing (base → (subdir, info)): a first SELECT of a
+        100,000-message folder.  Only the file names and ``dovecot-uidlist`` are read: sizes
+        come from ``S=``/``W=`` (a file whose name lacks them is looked at, as before) and the
+        internal date is left NULL, read on first use (``Mailbox.internal_dates``).  The
+        records view is made here too (``_bulk_view``), so the SELECT need not read the rows
+        back."""
+        by_base = self._uidlist_entries(db, found)
+        flag_memo: dict = {}
+        plain, rows, view = [], [], []
+        for base, entry in by_base.items():      # in UID order
+            subdir, info = found[base]
+            flags = flag_memo.get(info)
+            if flags is None:
+                fs = fn.flags_from_info(info or "", names)
+                text = " ".join(sorted(fs))
+                flags = flag_memo[info] = (text, int("\\Seen" in fs), self._flagset(text))
+            size, vsize = fn.size_fields(base)
+            guid = pop3 = mtime = None
+            if entry.fields:
+                guid, pop3 = entry.get("G"), entry.get("P")
+                if vsize is None and (entry.get("W") or "").isdigit():
+                    vsize = int(entry.get("W"))
+            if size is None or vsize is None:
+                path = os.path.join(self.folder.path, subdir, self._fname(base, info))
+                try:
+                    st = os.stat(path)
+                    vsize = _count_vsize(path) if vsize is None else vsize
+                except FileNotFoundError:
+                    continue        # gone again already; never recorded
+                size, mtime = (st.st_size if size is None else size), st.st_mtime
+            uid = entry.uid
+            if mtime is None and guid is None and pop3 is None:
+                plain.append((uid, base, subdir, info, flags[0], flags[1], size, vsize))
+            else:
+                rows.append((uid, base, subdir, info, flags[0], flags[1], size, vsize, mtime,
+                             guid, pop3))
+            view.append(tuple.__new__(MessageRecord,
+                                      (uid, flags[2], modseq, vsize, mtime, guid or base)))
+        # Most rows have no date, GUID or UIDL yet: binding three NULLs less per row saves a
+        # third of the insert.
+        stamp = f"{int(modseq)},{int(modseq)}"
+        self.index.bulk_insert(db, [
+            ("INSERT INTO records (uid, base, subdir, info, flags, seen, size, vsize, modseq, "
+             f"created) VALUES (?,?,?,?,?,?,?,?,{stamp})", plain),
+            ("INSERT INTO records (uid, base, subdir, info, flags, seen, size, vsize, mtime, "
+             f"guid, pop3, modseq, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,{stamp})", rows)])
+        self._bulk_view = (self.index.get("generation", None, db), modseq, view)
 
     def _check_uidvalidity(self, db, ul) -> bool:
         """Reset the index when it is new or the UIDVALIDITY changed.  True if reset."""

@@ -29,7 +29,7 @@ from pymail.store.errors import CORRUPT, StoreError
 NAME = "dovecot-uidlist"
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     uid: int
     base: str
@@ -42,6 +42,8 @@ class Entry:
         return None
 
     def line(self) -> str:
+        if not self.fields:
+            return f"{self.uid} :{self.base}\n"
         extra = "".join(" " + f for f in self.fields)
         return f"{self.uid}{extra} :{self.base}\n"
 
@@ -197,7 +199,7 @@ def append_records(path: str, summary: Summary, new_entries: list[Entry],
                    fsync: bool = True) -> None:
     """Append to a v3 file knowing only its summary (caller holds the dotlock) — delivery does
     not need to read a 100,000-line uidlist."""
-    data = "".join(e.line() for e in new_entries).encode("utf-8", "surrogateescape")
+    data = "".join([e.line() for e in new_entries]).encode("utf-8", "surrogateescape")
     fd = os.open(path, os.O_WRONLY)
     try:
         os.ftruncate(fd, summary.complete_size)     # drop a crashed writer's partial line
@@ -286,7 +288,7 @@ def append(path: str, ul: Uidlist, new_entries: list[Entry], fsync: bool = True)
         ul.entries.extend(new_entries)
         write(path, ul, fsync)
         return
-    data = "".join(e.line() for e in new_entries).encode("utf-8", "surrogateescape")
+    data = "".join([e.line() for e in new_entries]).encode("utf-8", "surrogateescape")
     fd = os.open(path, os.O_WRONLY)
     try:
         # Cut a partial last line left by a crashed writer, then append.

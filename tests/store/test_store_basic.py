@@ -62,8 +62,27 @@ def test_deliver_with_flags_goes_to_cur(account):
 def test_internal_date_is_mtime(account):
     r = account.deliver(msg(), internal_date=1_000_000_000.0)
     box = account.mailbox("INBOX")
+    # the first open fills the index in bulk: the date is read on first use, then kept
+    assert box.records()[0].internal_date is None
+    assert box.internal_dates([1]) == {1: pytest.approx(1_000_000_000.0)}
     assert box.records()[0].internal_date == pytest.approx(1_000_000_000.0)
+    other = account.mailbox("INBOX")
+    assert other.index.db.execute("SELECT mtime FROM records").fetchone()[0] \
+        == pytest.approx(1_000_000_000.0)
     assert r.uid == 1
+
+
+def test_internal_date_of_a_message_renamed_meanwhile(account):
+    for i in range(2):
+        account.deliver(msg(f"m{i}"), internal_date=1_100_000_000.0 + i)
+    box = account.mailbox("INBOX")
+    other = account.mailbox("INBOX")
+    other.store_flags([2], ["\\Seen"], "add")          # renames the file under box's record
+    assert box.internal_dates([1, 2]) == {1: pytest.approx(1_100_000_000.0),
+                                          2: pytest.approx(1_100_000_001.0)}
+    other.store_flags([1], ["\\Deleted"], "add")
+    other.expunge()
+    assert box.internal_dates([1, 2, 99]) == {2: pytest.approx(1_100_000_001.0)}
 
 
 def test_store_flags_modes_and_modseq(account):
@@ -183,7 +202,7 @@ def test_append_copy_move(account):
     recs = arch.records()
     assert [r.uid for r in recs] == [1, 2]
     assert recs[0].flags == frozenset({"\\Seen", "Important"})
-    assert recs[0].internal_date == pytest.approx(1_500_000_000)
+    assert arch.internal_dates([1])[1] == pytest.approx(1_500_000_000)   # the copy keeps it
     moved = box.move([2], "Trash")
     assert moved == [(2, 1)]
     box.sync()

@@ -26,7 +26,7 @@ def test_import_mbox(account, tmp_path):
     assert [r.uid for r in recs] == [1, 2, 3]
     assert recs[0].flags == frozenset({"\\Seen", "\\Answered", "\\Flagged"})
     assert recs[1].flags == frozenset() and recs[2].flags == frozenset()
-    assert recs[0].internal_date == 820631134.0          # 1996-01-03 01:05:34 UTC
+    assert box.internal_dates([1])[1] == 820631134.0        # 1996-01-03 01:05:34 UTC
     with box.open_message(1) as f:
         raw = f.read()
     assert raw.endswith(b"Hello\nFrom the start of a line\n")   # >From unquoted, no separator

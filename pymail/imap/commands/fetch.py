@@ -317,6 +317,8 @@ async def fetch(session, cmd):
         gone = [u for u in gone if view.seq_of(u) is None]
         if gone:
             session.untagged("VANISHED", "(EARLIER)", Atom(compress(gone)))
+    if any(i.name == "INTERNALDATE" for i in items):   # read on first use (bulk-built index)
+        await session.blocking(view.fill_internal_dates, [u for _, u in pairs])
     expunged = False
     # Message bodies go out in small batches, each after the client took the previous ones:
     # a whole-mailbox BODY[] download never sits in memory (transport back-pressure).

@@ -251,24 +251,31 @@ class Evaluator:
             return needle in msg.all_headers().casefold() or needle in msg.body()
         raise ImapError("Unsupported search key")
 
-def _has_header_key(node) -> bool:
-    if node[0] == "header":
+def _uses(node, kinds: set) -> bool:
+    """Does the search tree contain a key of one of ``kinds``?"""
+    if node[0] in kinds:
         return True
     if node[0] == "and":
-        return any(_has_header_key(n) for n in node[1])
+        return any(_uses(n, kinds) for n in node[1])
     if node[0] == "or":
-        return _has_header_key(node[1]) or _has_header_key(node[2])
+        return _uses(node[1], kinds) or _uses(node[2], kinds)
     if node[0] == "not":
-        return _has_header_key(node[1])
+        return _uses(node[1], kinds)
     return False
+
+
+DATE_KEYS = {"older", "younger", "date"}   # the internal date (SENT* falls back to it)
+
 
 def run_search(session, view, tree) -> list[tuple[int, int]]:
     ev = Evaluator(session, view)
     out = []
     uids = list(view.uids)
+    if _uses(tree, DATE_KEYS):
+        view.fill_internal_dates(uids)
     heads: dict[int, bytes] = {}
     many = getattr(view.mailbox, "raw_headers_many", None)
-    if many is not None and _has_header_key(tree):
+    if many is not None and _uses(tree, {"header"}):
         heads = many(u for u in uids if u not in view.gone)  # one query, not one per message
     one_header = _one_header_key(tree) if heads else None
     for i, uid in enumerate(uids):
@@ -312,17 +319,6 @@ def _one_header_key(tree):
         return any(wanted in v.lstrip(b" \t").lower() for v in find(raw, 0, block.end()))
     return answer
 
-def _uses_modseq(node) -> bool:
-    if node[0] == "modseq":
-        return True
-    if node[0] == "and":
-        return any(_uses_modseq(n) for n in node[1])
-    if node[0] in ("or",):
-        return _uses_modseq(node[1]) or _uses_modseq(node[2])
-    if node[0] == "not":
-        return _uses_modseq(node[1])
-    return False
-
 def esearch_line(tag: str, uid: bool, opts: set, numbers: list[int], sort_order: bool = False,
                  modseq: int | None = None, partial: tuple | None = None) -> str:
     """``ESEARCH (TAG "t") [UID] MIN MAX ALL COUNT [MODSEQ]`` (RFC 4731 §3.1; RFC 5267 §3.2 for
@@ -355,7 +351,7 @@ async def search(session, cmd):
     found = await session.blocking(run_search, session, view, tree)
     numbers = [u if cmd.uid else s for s, u in found]
     modseq = None
-    uses_modseq = _uses_modseq(tree)
+    uses_modseq = _uses(tree, {"modseq"})
     if uses_modseq:
         await session.enable_condstore()
     if uses_modseq and found:

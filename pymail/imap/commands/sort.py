@@ -26,6 +26,7 @@ def _charset(value) -> None:
 def _infos(view, found) -> list[sortkeys.Info]:
     mb = view.mailbox
     uids = [u for _, u in found]
+    view.fill_internal_dates(uids)   # ARRIVAL, and DATE without a Date: header (§3)
     headers = mb.header_fields_many(uids, sortkeys.HEADER_NAMES) if uids else {}
     return [sortkeys.info_for(seq, uid, view.records[uid], headers.get(uid, b"\r\n"))
             for seq, uid in found if uid in view.records]
