@@ -15,6 +15,7 @@ from pymail.imap import serialize
 from pymail.imap.parser import Atom
 from pymail.imap.sequence import compress
 from pymail.store.changeset import sync_from
+from pymail.store.types import with_date
 
 
 def unclaimed_recent(mailbox) -> int:
@@ -95,10 +96,11 @@ class SelectedMailbox:
         if not missing:
             return
         dates = self.mailbox.internal_dates(missing)
+        records = self.records
         for uid in missing:
-            rec = self.records.get(uid)
+            rec = records.get(uid)
             if rec is not None:   # 0 (1970) for a message expunged meanwhile
-                self.records[uid] = rec._replace(internal_date=dates.get(uid, 0.0))
+                records[uid] = with_date(rec, dates.get(uid, 0.0))
 
     def _note_keywords(self, uids=None) -> None:
         # the store shares one frozenset per distinct flag combination: look at each once

@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS counts (id INTEGER PRIMARY KEY CHECK (id = 1),
 INSERT OR IGNORE INTO counts VALUES (1, 0, 0, 0);
 CREATE TABLE IF NOT EXISTS records (
     uid INTEGER PRIMARY KEY,
-    base TEXT NOT NULL UNIQUE,
+    base TEXT NOT NULL,
     subdir TEXT NOT NULL,
     info TEXT,
     flags TEXT NOT NULL,
@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS records (
     mtime REAL,                -- the internal date; NULL until first read (sync.py)
     guid TEXT,                 -- NULL: the GUID is the base name (Dovecot's rule)
     pop3 TEXT);
+CREATE UNIQUE INDEX IF NOT EXISTS records_base ON records(base);
 CREATE INDEX IF NOT EXISTS records_modseq ON records(modseq);
 CREATE INDEX IF NOT EXISTS records_subdir ON records(subdir);
 CREATE TABLE IF NOT EXISTS expunged (uid INTEGER PRIMARY KEY, modseq INTEGER NOT NULL);
@@ -66,8 +67,8 @@ CREATE TRIGGER IF NOT EXISTS records_upd AFTER UPDATE OF seen, size ON records B
 """
 
 
-_BULK_DEFERRED = (("TRIGGER", "records_ins"), ("INDEX", "records_modseq"),
-                  ("INDEX", "records_subdir"))
+_BULK_DEFERRED = (("TRIGGER", "records_ins"), ("INDEX", "records_base"),
+                  ("INDEX", "records_modseq"), ("INDEX", "records_subdir"))
 WRITE_WAIT = 60.0   # seconds, as the connection's busy timeout
 AUTOCHECKPOINT_PAGES = 16384   # 64 MiB of WAL before a commit checkpoints by itself
 

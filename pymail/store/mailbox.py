@@ -5,7 +5,6 @@ in ``cache.py`` (ParseCache); both are mixed into ``Mailbox``.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import json
 import os
@@ -19,8 +18,8 @@ from pymail.store.errors import BADNAME, EXPUNGED, StoreError
 from pymail.store.folder import Folder
 from pymail.store.index import Index
 from pymail.store.walkeeper import keep_open
-from pymail.store.sync import IndexSync
-from pymail.store.types import Change, MessageRecord, SyncResult
+from pymail.store.sync import IndexSync, gc_paused
+from pymail.store.types import Change, MessageRecord, SyncResult, with_date
 from pymail.store.uidl import expand_uidl
 
 SHARED_VIEWS = 32   # mailboxes whose records() view is kept per process for new sessions
@@ -53,10 +52,6 @@ def normalize_flags(flags) -> frozenset:
                 raise StoreError(BADNAME, f"invalid keyword {flag!r}")
             out.add(flag)
     return frozenset(out)
-
-
-def _uid_of(record) -> int:
-    return record.uid
 
 
 def _name_time(base: str) -> float:
@@ -236,7 +231,10 @@ class Mailbox(IndexSync, ParseCache):
         (without a new modseq: the date of a message never changes).  A message whose file
         vanished under a record gets the delivery time its name starts with; one no longer
         in the index is left out."""
-        wanted = set(uids)
+        with gc_paused():
+            return self._internal_dates(set(uids))
+
+    def _internal_dates(self, wanted: set) -> dict[int, float]:
         if len(wanted) > DATE_SCAN_THRESHOLD:
             rows = [r for r in self.index.db.execute(_DATE_SELECT) if r[0] in wanted]
         else:
@@ -269,13 +267,27 @@ class Mailbox(IndexSync, ParseCache):
         return out
 
     def _stat_dates(self, rows) -> tuple[list, list]:
+        """→ ([(uid, mtime)], [(uid, base)] of files not found).  ``stat()`` relative to an
+        open new/ or cur/ (no path joins, a shorter lookup in the kernel)."""
         found, lost = [], []
-        for uid, base, subdir, info in rows:
-            try:
-                found.append((uid, os.stat(os.path.join(self.folder.path, subdir,
-                                                         self._fname(base, info))).st_mtime))
-            except FileNotFoundError:
-                lost.append((uid, base))
+        if not rows:
+            return found, lost
+        fds = {}
+        try:
+            for sub in ("new", "cur"):
+                with contextlib.suppress(FileNotFoundError):
+                    fds[sub] = os.open(os.path.join(self.folder.path, sub),
+                                       os.O_RDONLY | os.O_DIRECTORY)
+            stat = os.stat
+            for uid, base, subdir, info in rows:
+                try:
+                    found.append((uid, stat(base if info is None else f"{base}:2,{info}",
+                                            dir_fd=fds[subdir]).st_mtime))
+                except (FileNotFoundError, KeyError):
+                    lost.append((uid, base))
+        finally:
+            for fd in fds.values():
+                os.close(fd)
         return found, lost
 
     def _rows_where_uid(self, select: str, uids: list) -> list:
@@ -294,12 +306,9 @@ class Mailbox(IndexSync, ParseCache):
             return
         for uid, t in found:
             rec = records.get(uid)
-            if rec is None or rec.internal_date is not None:
-                continue
-            rec = records[uid] = rec._replace(internal_date=t)
-            i = bisect.bisect_left(ordered, uid, key=_uid_of)
-            if i < len(ordered) and ordered[i].uid == uid:
-                ordered[i] = rec
+            if rec is not None and rec.internal_date is None:
+                records[uid] = with_date(rec, t)
+        ordered[:] = [records.get(r.uid, r) for r in ordered]   # one step under the GIL
 
     def uids(self) -> list[int]:
         return [r[0] for r in self.index.db.execute("SELECT uid FROM records ORDER BY uid")]

@@ -98,7 +98,7 @@ PROBE_ROUNDS = 64
 
 
 @contextlib.contextmanager
-def _gc_paused():
+def gc_paused():
     """A bulk build makes some hundred thousand objects that all stay alive: the cyclic
     collector would walk them (and everything else) again and again and find nothing."""
     was = gc.isenabled()
@@ -297,7 +297,7 @@ class IndexSync:
         fresh = self._check_uidvalidity(db, summary)
         names = kw.read(self.folder.keywords_path)
         if fresh or db.execute("SELECT 1 FROM records LIMIT 1").fetchone() is None:
-            with _gc_paused():
+            with gc_paused():
                 found = self._list_dir()
                 if found:
                     self._insert_bulk(db, found, names, self._next_modseq(db))

@@ -1,0 +1,148 @@
+"""The first build of an index from a maildir (sync.py ``_insert_bulk``): the same records as
+the message-by-message path, counts right, the schema whole again afterwards, and the internal
+date read on first use."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from hypothesis import given, settings, strategies as st
+
+from pymail.store import filename as fn
+from pymail.store.index import remove_files
+from pymail.store.sync import _order_key, delivery_order
+from tests.store.conftest import msg
+
+FLAG_LETTERS = ["", "S", "FS", "RS", "T", "D", "a", "Sb"]
+
+
+def _fill(box_path: str, count: int, first: int = 0) -> None:
+    """Files written as another program would: Dovecot-style names, every few one without
+    S=/W= (then the file itself must be looked at), dates one minute apart."""
+    for n in range(first, first + count):
+        data = msg(f"m{n}", body="x" * (n % 50) + "\n")
+        when = 1_600_000_000 + n * 60
+        vsize = len(data) + data.count(b"\n")
+        sizes = "" if n % 7 == 0 else f",S={len(data)},W={vsize}"
+        name = f"{when}.M{n}P1.other{sizes}:2,{FLAG_LETTERS[n % len(FLAG_LETTERS)]}"
+        path = os.path.join(box_path, "cur", name)
+        with open(path, "wb") as f:
+            f.write(data)
+        os.utime(path, (when, when))
+
+
+def _rows(box) -> list:
+    return box.index.db.execute("SELECT uid, base, subdir, info, flags, seen, size, vsize, guid, "
+                                "pop3 FROM records ORDER BY uid").fetchall()
+
+
+def test_bulk_build_matches_the_incremental_path(account):
+    account.deliver(msg("first"))
+    inbox = account.mailbox("INBOX")            # index with one record: later files one by one
+    path = inbox.folder.path
+    _fill(path, 120)
+    inbox.sync()
+    incremental = _rows(inbox)
+    dates = dict(inbox.index.db.execute("SELECT uid, mtime FROM records"))
+    # the first message came with the first (bulk) build, the others one by one with a stat
+    assert len(incremental) == 121 and [u for u, t in dates.items() if t is None] == [1]
+    dates.update(inbox.internal_dates([1]))
+    inbox.close()
+
+    remove_files(os.path.join(path, "pymail-index.sqlite"))
+    rebuilt = account.mailbox("INBOX")          # empty index: filled in bulk
+    assert _rows(rebuilt) == incremental
+    stored = dict(rebuilt.index.db.execute("SELECT uid, mtime FROM records"))
+    unread = [u for u, t in stored.items() if t is None]
+    # only names without S=/W= were looked at, so only they have their date already
+    assert len(unread) == sum(1 for r in incremental if ",S=" in r[1])
+    assert rebuilt.internal_dates(list(stored)) == dates
+    assert rebuilt.count() == 121
+    assert rebuilt.unseen_count() == sum(1 for r in incremental if not r[5])
+    assert rebuilt.size() == sum(r[6] for r in incremental)
+
+
+def test_schema_is_whole_after_a_bulk_build(account):
+    inbox = account.mailbox("INBOX")
+    path = inbox.folder.path
+    inbox.close()
+    _fill(path, 30)
+    box = account.mailbox("INBOX")
+    names = {r[0] for r in box.index.db.execute("SELECT name FROM sqlite_master")}
+    assert {"records_ins", "records_base", "records_modseq", "records_subdir"} <= names
+    # the counting trigger works again: a delivery and an expunge move the counts
+    before = box.count(), box.size()
+    result = account.deliver(msg("late"))
+    box.sync()
+    size = box.index.db.execute("SELECT size FROM records WHERE uid=?", (result.uid,)).fetchone()[0]
+    assert box.count() == before[0] + 1 and box.size() == before[1] + size
+    box.store_flags([result.uid], ["\\Deleted"], "add")
+    box.expunge([result.uid])
+    assert (box.count(), box.size()) == before
+    # and base names stay unique
+    row = box.index.db.execute("SELECT uid, base FROM records LIMIT 1").fetchone()
+    try:
+        box.index.db.execute("INSERT INTO records (uid, base, subdir, flags, seen, modseq, "
+                             "created, size) VALUES (?, ?, 'cur', '', 0, 1, 1, 1)",
+                             (row[0] + 10_000, row[1]))
+    except Exception as exc:   # sqlite3.IntegrityError
+        assert "UNIQUE" in str(exc)
+    else:
+        raise AssertionError("a second row with the same base name was accepted")
+
+
+def test_first_open_does_not_stat_named_sizes(account, monkeypatch):
+    inbox = account.mailbox("INBOX")
+    path = inbox.folder.path
+    inbox.close()
+    _fill(path, 40)
+    looked_at = []
+    real_stat = os.stat
+
+    def counting_stat(p, *args, **kwargs):
+        if "/cur/" in str(p) or "/new/" in str(p):
+            looked_at.append(str(p))
+        return real_stat(p, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counting_stat)
+    box = account.mailbox("INBOX")
+    assert box.count() == 40
+    # files whose names carry S= and W= are not looked at; the others are
+    assert sorted(os.path.basename(p) for p in looked_at) == sorted(
+        n for n in os.listdir(os.path.join(path, "cur")) if ",S=" not in n)
+
+
+_ORDER_NAME = st.one_of(
+    st.builds(lambda s, u, rest: f"{s}.M{u}P{rest}", st.integers(0, 20), st.integers(0, 30),
+              st.sampled_from(["1.h", "2.h", "1Q2.h"])),
+    st.builds(lambda s, tail: f"{s}.{tail}", st.integers(0, 20), st.text("MPQ0123456789.hx", max_size=6)),
+    st.text("0123456789.MPx", max_size=8),
+    st.builds(lambda s: f"{s}.M{2 ** 70}P1.h", st.integers(0, 3)),
+)
+
+
+@given(st.lists(_ORDER_NAME, max_size=40, unique=True))
+@settings(max_examples=300, deadline=None)
+def test_delivery_order_is_the_tuple_order(names):
+    assert delivery_order(names) == sorted(names, key=_order_key)
+
+
+_SIZE_PART = re.compile(r",([SW])=([0-9]+)(?=,|$)")
+
+
+def _size_fields_reference(base: str):
+    size = vsize = None
+    for key, digits in _SIZE_PART.findall(base):
+        if key == "S":
+            size = int(digits)
+        else:
+            vsize = int(digits)
+    return size, vsize
+
+
+@given(st.lists(st.sampled_from([",S=", ",W=", "12", "7", "x", ",", "²", ".M1P2"]), max_size=10))
+@settings(max_examples=500, deadline=None)
+def test_size_fields_fast_path_agrees(parts):
+    base = "1600000000.M1P1.host" + "".join(parts)
+    assert fn.size_fields(base) == _size_fields_reference(base)
