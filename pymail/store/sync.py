@@ -448,14 +448,13 @@ class IndexSync:
         back."""
         by_base = self._uidlist_entries(db, found)
         flag_memo: dict = {}
-        plain, rows, view = [], [], []
+        plain, rows = [], []
         for base, entry in by_base.items():      # in UID order
             subdir, info = found[base]
             flags = flag_memo.get(info)
             if flags is None:
                 fs = fn.flags_from_info(info or "", names)
-                text = " ".join(sorted(fs))
-                flags = flag_memo[info] = (text, int("\\Seen" in fs), self._flagset(text))
+                flags = flag_memo[info] = (" ".join(sorted(fs)), int("\\Seen" in fs))
             size, vsize = fn.size_fields(base)
             guid = pop3 = mtime = None
             if entry.fields:
@@ -470,23 +469,29 @@ class IndexSync:
                 except FileNotFoundError:
                     continue        # gone again already; never recorded
                 size, mtime = (st.st_size if size is None else size), st.st_mtime
-            uid = entry.uid
             if mtime is None and guid is None and pop3 is None:
-                plain.append((uid, base, subdir, info, flags[0], flags[1], size, vsize))
+                plain.append((entry.uid, base, subdir, info, flags[0], flags[1], size, vsize))
             else:
-                rows.append((uid, base, subdir, info, flags[0], flags[1], size, vsize, mtime,
-                             guid, pop3))
-            view.append(tuple.__new__(MessageRecord,
-                                      (uid, flags[2], modseq, vsize, mtime, guid or base)))
+                rows.append((entry.uid, base, subdir, info, flags[0], flags[1], size, vsize,
+                             mtime, guid, pop3))
         # Most rows have no date, GUID or UIDL yet: binding three NULLs less per row saves a
         # third of the insert.
         stamp = f"{int(modseq)},{int(modseq)}"
-        self.index.bulk_insert(db, [
-            ("INSERT INTO records (uid, base, subdir, info, flags, seen, size, vsize, modseq, "
-             f"created) VALUES (?,?,?,?,?,?,?,?,{stamp})", plain),
-            ("INSERT INTO records (uid, base, subdir, info, flags, seen, size, vsize, mtime, "
-             f"guid, pop3, modseq, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,{stamp})", rows)])
-        self._bulk_view = (self.index.get("generation", None, db), modseq, view)
+        loads = [("INSERT INTO records (uid, base, subdir, info, flags, seen, size, vsize, "
+                  f"modseq, created) VALUES (?,?,?,?,?,?,?,?,{stamp})", plain),
+                 ("INSERT INTO records (uid, base, subdir, info, flags, seen, size, vsize, "
+                  f"mtime, guid, pop3, modseq, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,{stamp})",
+                  rows)]
+        self.index.bulk_insert(db, loads)
+        flagset, new = self._flagset, tuple.__new__
+        view = [new(MessageRecord, (r[0], flagset(r[4]), modseq, r[7], None, r[1]))
+                for r in plain]
+        if rows:
+            view += [new(MessageRecord, (r[0], flagset(r[4]), modseq, r[7], r[8], r[9] or r[1]))
+                     for r in rows]
+            view.sort()
+        generation = self.index.get("generation", None, db)
+        self._bulk_view = (generation, modseq, view)
 
     def _check_uidvalidity(self, db, ul) -> bool:
         """Reset the index when it is new or the UIDVALIDITY changed.  True if reset."""

@@ -33,7 +33,7 @@ NAME = "dovecot-uidlist"
 class Entry:
     uid: int
     base: str
-    fields: list[str] = field(default_factory=list)   # raw "<key><value>" tokens, in order
+    fields: list[str] | tuple = ()   # raw "<key><value>" tokens, in order (read-only)
 
     def get(self, key: str) -> str | None:
         for f in self.fields:
