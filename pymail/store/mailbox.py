@@ -546,31 +546,28 @@ class Mailbox(IndexSync, ParseCache):
                               for f in flags)
             modseq = None
             listing = None
-            changes: list[tuple] = []
-            with self.own_changes(db):
+            changes: dict[tuple, list] = {}   # (moves out of new/, \\Seen changes) → rows
+            outcome: dict[tuple, tuple] = {}  # (flags, info) → (new flags, text, info, seen)
+            with self.own_changes(db), self._dir_fds() as fds:
                 for uid, base, subdir, info, flag_text, rec_modseq, vsize, mtime, guid in rows:
                     if unchanged_since is not None and rec_modseq > unchanged_since:
                         failed.append(uid)
                         continue
                     old = self._flagset(flag_text)
-                    if mode == "add":
-                        new = old | flags
-                    elif mode == "remove":
-                        new = old - flags
-                    else:
-                        new = flags
-                    new = frozenset(f if f in fn.SYSTEM_FLAGS else kw_canon.get(f.lower(), f)
-                                    for f in new)
+                    result = outcome.get((flag_text, info))
+                    if result is None:
+                        result = outcome[(flag_text, info)] = self._flag_outcome(
+                            old, flags, mode, kw_canon, index, info)
+                    new, text, new_info, seen = result
                     if new == old:
                         updated.append(MessageRecord(uid, old, rec_modseq, vsize, mtime, guid))
                         continue
-                    new_info = fn.info_from_flags(new, index, info or "")
+                    dst_name = fn.full_name(base, new_info)
                     src_name = self._fname(base, info)
                     for attempt in range(2):
                         try:
-                            os.rename(os.path.join(self.folder.path, subdir, src_name),
-                                      os.path.join(self.folder.path, "cur",
-                                                   fn.full_name(base, new_info)))
+                            os.rename(src_name, dst_name, src_dir_fd=fds[subdir],
+                                      dst_dir_fd=fds["cur"])
                             break
                         except FileNotFoundError:
                             if listing is None:
@@ -585,12 +582,45 @@ class Mailbox(IndexSync, ParseCache):
                         continue        # expunged meanwhile; the next refresh records it
                     if modseq is None:
                         modseq = self._next_modseq(db)
-                    text = " ".join(sorted(new))
-                    changes.append((new_info, text, int("\\Seen" in new), modseq, uid))
+                    key = (subdir != "cur", seen != ("\\Seen" in old))
+                    changes.setdefault(key, []).append((new_info, text, seen, modseq, uid))
                     updated.append(MessageRecord(uid, self._flagset(text), modseq, vsize, mtime, guid))
-                db.executemany("UPDATE records SET subdir='cur', info=?, flags=?, seen=?, modseq=? "
-                               "WHERE uid=?", changes)
+                # Only the columns that change are named: an UPDATE touches the indexes and
+                # triggers of the columns it names, whatever the values.
+                for (moved, seen_changed), group in changes.items():
+                    db.executemany(
+                        "UPDATE records SET info=?1, flags=?2, modseq=?4"
+                        + (", subdir='cur'" if moved else "")
+                        + (", seen=?3" if seen_changed else "") + " WHERE uid=?5", group)
         return updated, failed
+
+    @staticmethod
+    def _flag_outcome(old: frozenset, flags: frozenset, mode: str, kw_canon: dict, index: dict,
+                      info: str | None) -> tuple:
+        """What a STORE does to one combination of flags and info letters:
+        (new flags, their index text, new info letters, 1 if \\Seen)."""
+        if mode == "add":
+            new = old | flags
+        elif mode == "remove":
+            new = old - flags
+        else:
+            new = flags
+        new = frozenset(f if f in fn.SYSTEM_FLAGS else kw_canon.get(f.lower(), f) for f in new)
+        return (new, " ".join(sorted(new)), fn.info_from_flags(new, index, info or ""),
+                int("\\Seen" in new))
+
+    @contextlib.contextmanager
+    def _dir_fds(self):
+        """Open new/ and cur/ for renames relative to them (no path joins, shorter lookups)."""
+        fds = {}
+        try:
+            for sub in ("new", "cur"):
+                fds[sub] = os.open(os.path.join(self.folder.path, sub),
+                                   os.O_RDONLY | os.O_DIRECTORY)
+            yield fds
+        finally:
+            for fd in fds.values():
+                os.close(fd)
 
     def _rows_for(self, db, uids):
         rows = []

@@ -434,3 +434,23 @@ def test_threads_delivering_to_one_account_with_quota(store):
     box.sync()
     assert box.count() == 90
     assert acct.quota()[0] == 90
+
+
+def test_store_flags_rows_follow_the_files(account):
+    """Index rows after a STORE that moves some files out of new/ and changes \\Seen on some:
+    each column as the file name says, and the counts kept by the trigger right."""
+    for i in range(4):
+        account.deliver(msg(f"m{i}"))
+    box = account.mailbox("INBOX")             # nobody claimed \\Recent: all still in new/
+    box.store_flags([1, 2], ["\\Seen"], "add")
+    box.store_flags([2, 3], ["\\Flagged"], "add")
+    box.store_flags([1, 4], ["\\Seen", "\\Draft"], "replace")
+    rows = box.index.db.execute("SELECT uid, subdir, info, flags, seen FROM records "
+                                "ORDER BY uid").fetchall()
+    assert rows == [(1, "cur", "DS", "\\Draft \\Seen", 1), (2, "cur", "FS", "\\Flagged \\Seen", 1),
+                    (3, "cur", "F", "\\Flagged", 0), (4, "cur", "DS", "\\Draft \\Seen", 1)]
+    on_disk = sorted(os.listdir(os.path.join(box.folder.path, "cur")))
+    assert [n.rsplit(":2,", 1)[1] for n in on_disk] == ["DS", "FS", "F", "DS"]
+    assert box.unseen_count() == 1
+    box.store_flags([2], ["\\Seen"], "remove")
+    assert box.unseen_count() == 2
