@@ -340,7 +340,9 @@ class Mailbox(IndexSync, ParseCache):
         return meta
 
     def sync(self) -> SyncResult:
-        """What changed since this object last looked (other sessions, processes, Dovecot)."""
+        """What changed since this object last looked (other sessions, processes, Dovecot).
+        A flag change made through this object while it had seen everything else is not
+        reported again (``store_flags`` returned its records)."""
         self._refresh()
         meta = self._meta()
         if meta["generation"] == self._generation and meta["highest_modseq"] == self._seen_modseq:
@@ -532,6 +534,7 @@ class Mailbox(IndexSync, ParseCache):
         self._refresh()
         updated, failed = [], []
         with self.index.write() as db:
+            in_step = self._in_step(db)
             rows = self._rows_for(db, wanted)
             names = kw.read(self.folder.keywords_path)
             new_kw = [f for f in flags if f not in fn.SYSTEM_FLAGS]
@@ -592,7 +595,16 @@ class Mailbox(IndexSync, ParseCache):
                         "UPDATE records SET info=?1, flags=?2, modseq=?4"
                         + (", subdir='cur'" if moved else "")
                         + (", seen=?3" if seen_changed else "") + " WHERE uid=?5", group)
+        if in_step and modseq is not None:
+            self._seen_modseq = modseq    # committed; the caller has the records
         return updated, failed
+
+    def _in_step(self, db) -> bool:
+        """Has this session's ``sync()`` seen everything committed so far?  Then a change it
+        makes now need not come back from its next ``sync()``: the caller has the records."""
+        return (self._known is not None
+                and self.index.get("generation", None, db) == self._generation
+                and int(self.index.get("highest_modseq", 0, db)) == self._seen_modseq)
 
     @staticmethod
     def _flag_outcome(old: frozenset, flags: frozenset, mode: str, kw_canon: dict, index: dict,

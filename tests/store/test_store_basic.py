@@ -454,3 +454,17 @@ def test_store_flags_rows_follow_the_files(account):
     assert box.unseen_count() == 1
     box.store_flags([2], ["\\Seen"], "remove")
     assert box.unseen_count() == 2
+
+
+def test_own_flag_change_not_reported_back_unless_others_changed_too(account):
+    for i in range(3):
+        account.deliver(msg(f"m{i}"))
+    box = account.mailbox("INBOX")
+    other = account.mailbox("INBOX")
+    box.store_flags([1], ["\\Seen"], "add")
+    assert box.sync() == ([], [], [])          # nothing new to this session
+    assert other.sync().flag_changes == [1]
+    other.store_flags([2], ["\\Flagged"], "add")
+    box.store_flags([3], ["\\Seen"], "add")     # box had not seen other's change yet
+    assert box.sync().flag_changes == [2, 3]
+    assert other.sync().flag_changes == [3]
