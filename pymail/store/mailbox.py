@@ -5,8 +5,10 @@ in ``cache.py`` (ParseCache); both are mixed into ``Mailbox``.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
+import operator
 import os
 import threading
 
@@ -29,6 +31,9 @@ UIDLIST_STALE_PERCENT = 25   # rewrite dovecot-uidlist when stale records pass t
 _RECORD_SELECT = ("SELECT uid, flags, modseq, vsize, mtime, COALESCE(guid, base) "
                   "FROM records")
 _DATE_SELECT = "SELECT uid, base, subdir, info, mtime FROM records WHERE 1"
+# A STORE puts its records into the shared view (a copy: ~0.2 µs a message) when that is
+# cheaper than the next session reading the changed rows back (~5 µs a row).
+VIEW_COPY_RATIO = 25
 DATE_SCAN_THRESHOLD = 5000   # asking for more dates than this reads every row once
 _SYSTEM_BY_LOWER = {f.lower(): f for f in fn.SYSTEM_FLAGS}
 _ATOM_SPECIALS = set('(){ %*"\\]') | {chr(i) for i in range(0x20)} | {"\x7f"}
@@ -52,6 +57,9 @@ def normalize_flags(flags) -> frozenset:
                 raise StoreError(BADNAME, f"invalid keyword {flag!r}")
             out.add(flag)
     return frozenset(out)
+
+
+_uid_of = operator.itemgetter(0)
 
 
 def _name_time(base: str) -> float:
@@ -534,7 +542,12 @@ class Mailbox(IndexSync, ParseCache):
         self._refresh()
         updated, failed = [], []
         with self.index.write() as db:
-            in_step = self._in_step(db)
+            highest = int(self.index.get("highest_modseq", 0, db))
+            generation = self.index.get("generation", None, db)
+            in_step = self._known is not None and (generation, highest) == (
+                self._generation, self._seen_modseq)
+            view_in_step = self._records is not None and (generation, highest) == (
+                self._records_generation, self._records_modseq)
             rows = self._rows_for(db, wanted)
             names = kw.read(self.folder.keywords_path)
             new_kw = [f for f in flags if f not in fn.SYSTEM_FLAGS]
@@ -595,16 +608,26 @@ class Mailbox(IndexSync, ParseCache):
                         "UPDATE records SET info=?1, flags=?2, modseq=?4"
                         + (", subdir='cur'" if moved else "")
                         + (", seen=?3" if seen_changed else "") + " WHERE uid=?5", group)
-        if in_step and modseq is not None:
-            self._seen_modseq = modseq    # committed; the caller has the records
+        if modseq is not None:       # committed.  If this session had seen every other change:
+            if in_step:               # its next sync() need not read its own back (the caller
+                self._seen_modseq = modseq                          # has the records),
+            changed = [r for r in updated if r.modseq == modseq]
+            if view_in_step and len(changed) * VIEW_COPY_RATIO >= len(self._records):
+                self._advance_view(changed, modseq)   # and this process's next session
+                                                      # starts from here
         return updated, failed
 
-    def _in_step(self, db) -> bool:
-        """Has this session's ``sync()`` seen everything committed so far?  Then a change it
-        makes now need not come back from its next ``sync()``: the caller has the records."""
-        return (self._known is not None
-                and self.index.get("generation", None, db) == self._generation
-                and int(self.index.get("highest_modseq", 0, db)) == self._seen_modseq)
+    def _advance_view(self, changed: list, modseq: int) -> None:
+        """The records view with ``changed`` put in, published for this process's next
+        sessions (copy on write: the old view may be shared)."""
+        records, ordered = dict(self._records), list(self._records_list)
+        for rec in changed:
+            if rec.uid in records:
+                records[rec.uid] = rec
+                i = bisect.bisect_left(ordered, rec.uid, key=_uid_of)
+                ordered[i] = rec
+        self._records, self._records_list, self._records_modseq = records, ordered, modseq
+        _publish_view(self.index.path, self._records_generation, modseq, records, ordered)
 
     @staticmethod
     def _flag_outcome(old: frozenset, flags: frozenset, mode: str, kw_canon: dict, index: dict,

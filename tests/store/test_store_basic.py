@@ -468,3 +468,29 @@ def test_own_flag_change_not_reported_back_unless_others_changed_too(account):
     box.store_flags([3], ["\\Seen"], "add")     # box had not seen other's change yet
     assert box.sync().flag_changes == [2, 3]
     assert other.sync().flag_changes == [3]
+
+
+def test_store_hands_its_records_to_the_next_session_of_the_process(account):
+    from pymail.store import mailbox as mailbox_mod
+
+    for i in range(4):
+        account.deliver(msg(f"m{i}"))
+    box = account.mailbox("INBOX")
+    box.records()
+    box.store_flags([1, 2], ["\\Flagged"], "add")
+    shared = mailbox_mod._shared_view(box.index.path)
+    assert shared[1] == box.highest_modseq           # the view already has the change
+    assert {u for u, r in shared[2].items() if "\\Flagged" in r.flags} == {1, 2}
+    # another process's change first: no shortcut, and the next session is still right
+    other = account.mailbox("INBOX")
+    other.index.db.execute("BEGIN IMMEDIATE")
+    other.index.db.execute("UPDATE meta SET value = value + 1 WHERE key = 'highest_modseq'")
+    other.index.db.execute("UPDATE records SET flags = '\\Answered', "
+                           "modseq = (SELECT value FROM meta WHERE key = 'highest_modseq') "
+                           "WHERE uid = 4")
+    other.index.db.execute("COMMIT")
+    box.store_flags([3], ["\\Flagged"], "add")
+    assert mailbox_mod._shared_view(box.index.path)[1] < box.highest_modseq
+    fresh = account.mailbox("INBOX")
+    flags = {r.uid: r.flags for r in fresh.records()}
+    assert flags == {1: {"\\Flagged"}, 2: {"\\Flagged"}, 3: {"\\Flagged"}, 4: {"\\Answered"}}
