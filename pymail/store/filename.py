@@ -64,6 +64,11 @@ def size_fields(base: str) -> tuple[int | None, int | None]:
         _, sep, s = head.rpartition(",S=")
         if sep and s.isascii() and s.isdigit():
             return int(s), int(w)
+    return scan_size_fields(base)
+
+
+def scan_size_fields(base: str) -> tuple[int | None, int | None]:
+    """``size_fields`` by looking at every ``,S=``/``,W=`` field (any order, any number)."""
     size = vsize = None
     for key, digits in _SIZE_FIELD.findall(base):
         if key == "S":

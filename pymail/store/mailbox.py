@@ -171,7 +171,7 @@ class Mailbox(IndexSync, ParseCache):
 
     def _install_view(self, generation, modseq: int, ordered: list) -> None:
         """Take a records view made while filling the index in bulk (sync.py)."""
-        self._records = {r.uid: r for r in ordered}
+        self._records = dict(zip(map(_uid_of, ordered), ordered))
         self._records_list = ordered
         self._records_modseq = modseq
         self._records_generation = generation
@@ -280,12 +280,7 @@ class Mailbox(IndexSync, ParseCache):
         found, lost = [], []
         if not rows:
             return found, lost
-        fds = {}
-        try:
-            for sub in ("new", "cur"):
-                with contextlib.suppress(FileNotFoundError):
-                    fds[sub] = os.open(os.path.join(self.folder.path, sub),
-                                       os.O_RDONLY | os.O_DIRECTORY)
+        with self._dir_fds() as fds:
             stat = os.stat
             for uid, base, subdir, info in rows:
                 try:
@@ -293,9 +288,6 @@ class Mailbox(IndexSync, ParseCache):
                                             dir_fd=fds[subdir]).st_mtime))
                 except (FileNotFoundError, KeyError):
                     lost.append((uid, base))
-        finally:
-            for fd in fds.values():
-                os.close(fd)
         return found, lost
 
     def _rows_where_uid(self, select: str, uids: list) -> list:
@@ -585,7 +577,7 @@ class Mailbox(IndexSync, ParseCache):
                             os.rename(src_name, dst_name, src_dir_fd=fds[subdir],
                                       dst_dir_fd=fds["cur"])
                             break
-                        except FileNotFoundError:
+                        except (FileNotFoundError, KeyError):
                             if listing is None:
                                 listing = self._list_dir()
                             found = listing.get(base)
@@ -646,12 +638,14 @@ class Mailbox(IndexSync, ParseCache):
 
     @contextlib.contextmanager
     def _dir_fds(self):
-        """Open new/ and cur/ for renames relative to them (no path joins, shorter lookups)."""
+        """new/ and cur/ opened, for calls relative to them (no path joins, shorter lookups
+        in the kernel); a directory that is missing has no entry."""
         fds = {}
         try:
             for sub in ("new", "cur"):
-                fds[sub] = os.open(os.path.join(self.folder.path, sub),
-                                   os.O_RDONLY | os.O_DIRECTORY)
+                with contextlib.suppress(FileNotFoundError):
+                    fds[sub] = os.open(os.path.join(self.folder.path, sub),
+                                       os.O_RDONLY | os.O_DIRECTORY)
             yield fds
         finally:
             for fd in fds.values():

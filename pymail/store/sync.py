@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import os
 import re
 import threading
@@ -377,8 +378,9 @@ class IndexSync:
                                f"WHERE base IN ({marks})", chunk).fetchall()
         return rows
 
-    def _uidlist_entries(self, db, wanted) -> dict[str, ul_mod.Entry]:
-        """uidlist records for ``wanted`` base names (a set or dict), in UID order.  Reads only
+    def _uidlist_entries(self, db, wanted) -> tuple[dict[str, ul_mod.Entry], int, list[str]]:
+        """uidlist records for ``wanted`` base names (a set or dict) → (those found, in UID
+        order; the first UID given to the rest; the rest, in delivery order).  Reads only
         what was appended since the last scan when the file is the same inode (Dovecot
         appends too), else all of it; files without a record get UIDs under the lock."""
         found: dict[str, ul_mod.Entry] = {}
@@ -396,25 +398,24 @@ class IndexSync:
             if len(found) == len(wanted):
                 self.index.set("uidlist_offset", keep_from, db)
                 self.index.set("uidlist_ino", ino, db)
-                return found
+                return found, 0, []
         ul = self.folder.read_uidlist()
         found = {e.base: e for e in ul.entries if e.base in wanted} if ul is not None else {}
+        first, still = 0, []
         if len(found) < len(wanted):
             with self.folder.lock():
                 ul = self.folder.read_or_create_uidlist()
                 found = {e.base: e for e in ul.entries if e.base in wanted}
                 still = delivery_order(b for b in wanted if b not in found)
                 if still:
-                    nxt = ul.effective_next_uid()
-                    entries = [ul_mod.Entry(nxt + i, b) for i, b in enumerate(still)]
-                    ul_mod.append(self.folder.uidlist_path, ul, entries, self._fsync)
-                    found.update((e.base, e) for e in entries)
+                    first = ul_mod.append_new(self.folder.uidlist_path, ul, still, self._fsync)
         self.index.set("uidlist_offset", ul.size, db)
         self.index.set("uidlist_ino", ul.ino, db)
-        return found
+        return found, first, still
 
     def _insert_new(self, db, seen_new: dict, names: dict, modseq: int) -> None:
-        by_base = self._uidlist_entries(db, set(seen_new))
+        by_base, first, still = self._uidlist_entries(db, set(seen_new))
+        by_base.update((b, ul_mod.Entry(first + i, b)) for i, b in enumerate(still))
         rows = []
         for base in sorted(seen_new, key=lambda b: by_base[b].uid):
             entry = by_base[base]
@@ -446,10 +447,11 @@ class IndexSync:
         internal date is left NULL, read on first use (``Mailbox.internal_dates``).  The
         records view is made here too (``_bulk_view``), so the SELECT need not read the rows
         back."""
-        by_base = self._uidlist_entries(db, found)
+        known, first, still = self._uidlist_entries(db, found)
         flag_memo: dict = {}
         plain, rows = [], []
-        for base, entry in by_base.items():      # in UID order
+        # in UID order: the files the uidlist knows (Entry), then the ones just numbered (int)
+        for base, entry in itertools.chain(known.items(), zip(still, itertools.count(first))):
             subdir, info = found[base]
             flags = flag_memo.get(info)
             if flags is None:
@@ -457,10 +459,14 @@ class IndexSync:
                 flags = flag_memo[info] = (" ".join(sorted(fs)), int("\\Seen" in fs))
             size, vsize = fn.size_fields(base)
             guid = pop3 = mtime = None
-            if entry.fields:
-                guid, pop3 = entry.get("G"), entry.get("P")
-                if vsize is None and (entry.get("W") or "").isdigit():
-                    vsize = int(entry.get("W"))
+            if type(entry) is int:
+                uid = entry
+            else:
+                uid = entry.uid
+                if entry.fields:
+                    guid, pop3 = entry.get("G"), entry.get("P")
+                    if vsize is None and (entry.get("W") or "").isdigit():
+                        vsize = int(entry.get("W"))
             if size is None or vsize is None:
                 path = os.path.join(self.folder.path, subdir, self._fname(base, info))
                 try:
@@ -470,10 +476,10 @@ class IndexSync:
                     continue        # gone again already; never recorded
                 size, mtime = (st.st_size if size is None else size), st.st_mtime
             if mtime is None and guid is None and pop3 is None:
-                plain.append((entry.uid, base, subdir, info, flags[0], flags[1], size, vsize))
+                plain.append((uid, base, subdir, info, flags[0], flags[1], size, vsize))
             else:
-                rows.append((entry.uid, base, subdir, info, flags[0], flags[1], size, vsize,
-                             mtime, guid, pop3))
+                rows.append((uid, base, subdir, info, flags[0], flags[1], size, vsize, mtime,
+                             guid, pop3))
         # Most rows have no date, GUID or UIDL yet: binding three NULLs less per row saves a
         # third of the insert.
         stamp = f"{int(modseq)},{int(modseq)}"
