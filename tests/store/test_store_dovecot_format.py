@@ -134,6 +134,23 @@ def test_uidlist_version1_read_and_upgraded(tmp_path):
     assert ul_mod.read(str(root / "dovecot-uidlist")).effective_next_uid() == 8
 
 
+def test_version1_uidlist_numbers_unknown_files_on_first_open(tmp_path):
+    root = tmp_path / "mail" / "example.org" / "eve" / "Maildir"
+    for sub in ("tmp", "new", "cur"):
+        os.makedirs(root / sub)
+    _write(str(root / "dovecot-uidlist"), b"1 1111 7\n3 1000.M1P1.h:2,S\n")
+    _write(str(root / "cur" / "1000.M1P1.h:2,S"), MSG)
+    _write(str(root / "cur" / "1002.M5P1.h:2,"), MSG)     # unknown: numbered in bulk
+    _write(str(root / "cur" / "1001.M9P1.h:2,"), MSG)     # unknown, delivered earlier
+    box = Store(tmp_path / "mail", fsync=False).account("eve@example.org").mailbox("INBOX")
+    assert [(r.uid, r.guid) for r in box.records()] == [
+        (3, "1000.M1P1.h"), (7, "1001.M9P1.h"), (8, "1002.M5P1.h")]
+    ul = ul_mod.read(str(root / "dovecot-uidlist"))
+    assert ul.version == 3 and [(e.uid, e.base) for e in ul.entries] == [
+        (3, "1000.M1P1.h"), (7, "1001.M9P1.h"), (8, "1002.M5P1.h")]
+    assert box.uidnext == 9
+
+
 def test_partial_last_line_ignored_and_repaired(account):
     account.deliver(MSG)
     path = os.path.join(account.root, "dovecot-uidlist")
