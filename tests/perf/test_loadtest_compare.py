@@ -66,3 +66,27 @@ def test_ratio_and_median():
     cmp = compare.Comparison(compare.parse_args(["--quick"]))
     cmp.add("g", "m", "ops/s", 50.0, 100.0, "higher")
     assert cmp.rows[0]["ratio"] == 0.5
+
+
+def test_big_mailboxes_come_in_identical_copies_for_the_cold_pass(tmp_path):
+    compare = load_compare()
+    args = compare.parse_args(["--quick", "--big", "30,40", "--mix-users", "1", "--mix-messages", "2",
+                               "--bcrypt-rounds", "4"])
+    assert compare.cold_copies(args, 10_000) == 3 and compare.cold_copies(args, 100_000) == 1
+    plan = compare.generate(tmp_path, args)
+    assert plan["big_users"][30] == ["big30@example.test", "big30-2@example.test", "big30-3@example.test"]
+    first, *copies = [compare.user_maildir(plan["mail"], u) / "cur" for u in plan["big_users"][30]]
+    names = sorted(p.name for p in first.iterdir())
+    assert len(names) == 30
+    for cur in copies:
+        assert sorted(p.name for p in cur.iterdir()) == names
+        assert all((cur / n).read_bytes() == (first / n).read_bytes() for n in names)
+        assert all((cur / n).stat().st_mtime == (first / n).stat().st_mtime for n in names)
+    passwd = plan["passwd"].read_text()
+    assert all(u in passwd for users in plan["big_users"].values() for u in users)
+    # other copies asked for: generated afresh, not mixed with the old data
+    more = compare.parse_args(["--quick", "--big", "30", "--cold-copies", "2", "--mix-users", "1",
+                               "--mix-messages", "2", "--bcrypt-rounds", "4"])
+    plan = compare.generate(tmp_path, more)
+    assert plan["big_users"][30] == ["big30@example.test", "big30-2@example.test"]
+    assert not compare.user_maildir(plan["mail"], "big30-3@example.test").exists()
