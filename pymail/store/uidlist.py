@@ -21,6 +21,7 @@ Rules kept here (the same as Dovecot's):
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from dataclasses import dataclass, field
 
@@ -97,6 +98,39 @@ def parse(data: bytes, path: str = NAME) -> Uidlist:
     if not complete:
         raise StoreError(CORRUPT, f"{path}: empty or truncated header")
     version, uidvalidity, next_uid, guid, extra = _parse_header(complete[0], path)
+    entries = _parse_v3_records(complete) if version == 3 else None
+    if entries is None:
+        entries = _parse_records(complete, version, path)
+    consumed = len("\n".join(complete).encode("utf-8", "surrogateescape")) + 1
+    return Uidlist(uidvalidity, next_uid, guid or new_guid(), extra, entries, version,
+                   consumed, ends_nl)
+
+
+# "<uid> [<key><value> ...] :<base>[:...]": the fields end at the first colon, as in
+# _parse_entry (which stays the reference: any line this does not take goes through it).
+_V3_RECORD = re.compile(r"^([0-9]+) ([^:\n]*):([^:/\n]+)[^/\n]*$", re.M)
+
+
+def _parse_v3_records(complete: list[str]) -> list[Entry] | None:
+    """The records of a version 3 file in a few C calls (a 100,000-line uidlist took 0.25 s
+    line by line); None when any line is not a plain record — then ``_parse_records`` says
+    which one."""
+    records = complete[1:]
+    found = _V3_RECORD.findall("\n".join(records))
+    if len(found) != len(records) - records.count(""):
+        return None
+    entries = []
+    prev = 0
+    for uid_text, fields, base in found:
+        uid = int(uid_text)
+        if uid <= prev or uid >= 2**32 - 1:
+            return None
+        prev = uid
+        entries.append(Entry(uid, base, fields.split() if fields else ()))
+    return entries
+
+
+def _parse_records(complete: list[str], version: int, path: str) -> list[Entry]:
     entries: list[Entry] = []
     prev = 0
     for lineno, line in enumerate(complete[1:], start=2):
@@ -107,9 +141,7 @@ def parse(data: bytes, path: str = NAME) -> Uidlist:
             raise StoreError(CORRUPT, f"{path}: line {lineno} is malformed or out of order")
         prev = entry.uid
         entries.append(entry)
-    consumed = len("\n".join(complete).encode("utf-8", "surrogateescape")) + 1
-    return Uidlist(uidvalidity, next_uid, guid or new_guid(), extra, entries, version,
-                   consumed, ends_nl)
+    return entries
 
 
 def _parse_header(line: str, path: str):

@@ -8,6 +8,7 @@ import os
 import time
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from pymail.store import Store, StoreError
 from pymail.store import uidlist as ul_mod
@@ -326,3 +327,31 @@ def test_uidlist_summary_finds_the_last_record(tmp_path, tail_bytes):
         f.write(lines[0])
     summary = ul_mod.read_summary(path)
     assert summary.last_uid == 0 and summary.effective_next_uid() == 3
+
+
+_LINE = st.one_of(
+    st.builds(lambda u, f, b: f"{u} {f}:{b}", st.integers(0, 40),
+              st.sampled_from(["", "G0a1", "W44 P12", " ", "S1:x"]),
+              st.sampled_from(["1.M1P1.h", "2.M3.h:2,S", "", ":x", "a/b", "x\r", "٣.h"])),
+    st.sampled_from(["", "garbage", "7", "٣ :x.h", "5 :ok.h"]),
+)
+
+
+@given(st.lists(_LINE, max_size=12))
+@settings(max_examples=400, deadline=None)
+def test_fast_record_parse_agrees_with_the_line_parser(lines):
+    data = ("3 V1 N1 G00\n" + "".join(line + "\n" for line in lines)).encode()
+    try:
+        fast = ul_mod.parse(data)
+    except StoreError as exc:
+        fast = ("error", str(exc))
+    complete = data.decode().split("\n")[:-1]
+    try:
+        slow = ul_mod._parse_records(complete, 3, ul_mod.NAME)
+    except StoreError as exc:
+        slow = ("error", str(exc))
+    if isinstance(slow, tuple):
+        assert fast == slow
+    else:
+        assert [(e.uid, e.base, list(e.fields)) for e in fast.entries] == \
+            [(e.uid, e.base, list(e.fields)) for e in slow]
