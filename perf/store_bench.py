@@ -7,7 +7,7 @@ looks when pymail takes it over: message files in cur/ and new/ with ``S=``/``W=
 flags in their names, a ``dovecot-uidlist`` and ``dovecot-keywords``.  Then it times
 
 1. cold index build: open the mailbox with no index (list cur/ and new/, read the uidlist,
-   stat every file, insert every record);
+   insert every record; no file is looked at when its name carries S= and W=);
 2. cold parse-cache fill: parse every message once (ENVELOPE, BODYSTRUCTURE, header);
 3. warm UID+FLAGS scan: ``Mailbox.records()`` over all messages (what SELECT + FETCH 1:*
    (UID FLAGS) needs);
@@ -163,7 +163,9 @@ def main(argv=None) -> int:
     time.sleep(sync_mod.DIRTY_WINDOW_NS / 1e9 + 0.1)   # let the directory stamps settle
     box.sync()
     t_sync, _ = timed(box.sync)
-    t_flags_first, recs = timed(box.records)         # reads every row from SQLite
+    box.close()
+    mailbox_mod._shared.clear()                      # as in a new process: no view to share
+    t_flags_first, box = timed(lambda: acct.mailbox("INBOX"))   # opening reads every row
     t_flags, recs = timed(box.records)               # the session's view, revalidated
     second = acct.mailbox("INBOX")                   # another session in this process
     t_flags_shared, _ = timed(second.records)
@@ -210,12 +212,12 @@ def main(argv=None) -> int:
 
     rows = [
         ("messages in INBOX", f"{n}"),
-        ("cold index build (scan + uidlist + stat + insert)", f"{t_build:.2f} s"),
+        ("cold index build (list, uidlist, insert; no stat)", f"{t_build:.2f} s"),
         ("cold parse-cache fill (ENVELOPE/BODYSTRUCTURE/header)", f"{t_parse:.2f} s"),
         ("message files read during cold build", f"{reads_during_build} "
          f"({len(reads['uids'])} distinct, {parsed} parsed)"),
         ("warm sync() with nothing changed", f"{t_sync * 1000:.1f} ms"),
-        ("UID+FLAGS scan, first in a new session (SQLite)", f"{t_flags_first:.3f} s"),
+        ("open + UID+FLAGS, a new process's first session (SQLite)", f"{t_flags_first:.3f} s"),
         ("warm UID+FLAGS scan (records(), all)", f"{t_flags * 1000:.2f} ms"),
         ("UID+FLAGS scan, first in a 2nd session, same process", f"{t_flags_shared * 1000:.2f} ms"),
         ("warm UID+FLAGS scan after 100 flag changes", f"{t_flags2 * 1000:.2f} ms"),
