@@ -117,13 +117,20 @@ def test_uidlist_written_back_in_dovecot_format(dovecot_maildir):
     assert [e.uid for e in parsed.entries] == [25020, 25022, 25023]
 
 
-def test_uidlist_version1_read_and_upgraded(tmp_path):
-    root = tmp_path / "mail" / "example.org" / "dan" / "Maildir"
+def _maildir_with(tmp_path, user: str, uidlist: bytes, files: list[str]):
+    """A user's maildir holding ``files`` in cur/ and the given ``dovecot-uidlist``."""
+    root = tmp_path / "mail" / "example.org" / user / "Maildir"
     for sub in ("tmp", "new", "cur"):
         os.makedirs(root / sub)
-    _write(str(root / "dovecot-uidlist"), b"1 1111 7\n3 1000.M1P1.h:2,S\n5 1001.M1P1.h\n")
-    _write(str(root / "cur" / "1000.M1P1.h:2,S"), MSG)
-    _write(str(root / "cur" / "1001.M1P1.h:2,"), MSG)
+    _write(str(root / "dovecot-uidlist"), uidlist)
+    for name in files:
+        _write(str(root / "cur" / name), MSG)
+    return root
+
+
+def test_uidlist_version1_read_and_upgraded(tmp_path):
+    root = _maildir_with(tmp_path, "dan", b"1 1111 7\n3 1000.M1P1.h:2,S\n5 1001.M1P1.h\n",
+                         ["1000.M1P1.h:2,S", "1001.M1P1.h:2,"])
     acct = Store(tmp_path / "mail", fsync=False).account("dan@example.org")
     box = acct.mailbox("INBOX")
     assert [r.uid for r in box.records()] == [3, 5]
@@ -136,13 +143,9 @@ def test_uidlist_version1_read_and_upgraded(tmp_path):
 
 
 def test_version1_uidlist_numbers_unknown_files_on_first_open(tmp_path):
-    root = tmp_path / "mail" / "example.org" / "eve" / "Maildir"
-    for sub in ("tmp", "new", "cur"):
-        os.makedirs(root / sub)
-    _write(str(root / "dovecot-uidlist"), b"1 1111 7\n3 1000.M1P1.h:2,S\n")
-    _write(str(root / "cur" / "1000.M1P1.h:2,S"), MSG)
-    _write(str(root / "cur" / "1002.M5P1.h:2,"), MSG)     # unknown: numbered in bulk
-    _write(str(root / "cur" / "1001.M9P1.h:2,"), MSG)     # unknown, delivered earlier
+    # two files the uidlist lacks, listed out of delivery order: numbered in bulk, in order
+    root = _maildir_with(tmp_path, "eve", b"1 1111 7\n3 1000.M1P1.h:2,S\n",
+                         ["1000.M1P1.h:2,S", "1002.M5P1.h:2,", "1001.M9P1.h:2,"])
     box = Store(tmp_path / "mail", fsync=False).account("eve@example.org").mailbox("INBOX")
     assert [(r.uid, r.guid) for r in box.records()] == [
         (3, "1000.M1P1.h"), (7, "1001.M9P1.h"), (8, "1002.M5P1.h")]
