@@ -146,7 +146,7 @@ def test_import_mbox_into_a_new_folder_and_rebuild_the_index(cli):
         recs = box.records()
         assert [r.uid for r in recs] == [1, 2]
         assert {"\\Seen", "\\Answered", "\\Flagged"} <= recs[0].flags
-        assert recs[0].internal_date == 1795600800.0  # 2026-11-25 10:00:00 UTC
+        assert box.internal_dates([1])[1] == 1795600800.0  # 2026-11-25 10:00:00 UTC
         first = box.open_message(1).read()
         assert b"\nFrom the quoted line.\n" in first and first.startswith(b"From: alice@example.org")
     assert "imported 2 message(s) into bob@example.com INBOX" in cli("import-mbox", "bob@example.com", "old.mbox").stdout
