@@ -13,12 +13,6 @@ another session's parse-cache fill. Sessions' connections get a high automatic t
 (``index.AUTOCHECKPOINT_PAGES``, a backstop) and this thread copies a WAL back into its database
 (``PRAGMA wal_checkpoint(PASSIVE)``: never waits for readers or writers) once it passes
 ``CHECKPOINT_BYTES``, looking every ``CHECKPOINT_EVERY`` seconds.
-
-When: a checkpoint copies pages and fsyncs the database file, which slows the renames and
-commits of whoever works on the same disk meanwhile (a STORE right after a 100,000-message
-parse-cache fill measured 94 ms instead of 35).  So a WAL that is still being written waits
-until its writes pause (its mtime did not move between two looks) — but never longer than
-``CHECKPOINT_BUSY`` seconds, so it stays bounded under a steady load.
 """
 
 from __future__ import annotations
@@ -27,18 +21,14 @@ import logging
 import os
 import sqlite3
 import threading
-import time
 from collections import OrderedDict
 
 log = logging.getLogger(__name__)
 
 KEPT_OPEN = 64              # index files this process keeps one idle connection to
-CHECKPOINT_EVERY = 0.5      # seconds between looks at the kept indexes' WALs
-CHECKPOINT_BYTES = 1 << 20  # a WAL above this is checkpointed by the background thread,
-CHECKPOINT_BUSY = 5.0       # once its writes pause, or at least this often while they go on
+CHECKPOINT_EVERY = 1.0      # seconds between looks at the kept indexes' WAL sizes
+CHECKPOINT_BYTES = 1 << 20  # a WAL above this is checkpointed by the background thread
 
-_looked: dict[str, int] = {}   # index path → its WAL's mtime at the checkpointer's last look
-_checkpointed: dict[str, tuple] = {}   # index path → (WAL mtime, monotonic time) of its last checkpoint
 _lock = threading.Lock()       # guards _kept
 _in_use = threading.Lock()     # a kept connection is being checkpointed, or closed
 _kept: "OrderedDict[str, sqlite3.Connection]" = OrderedDict()
@@ -86,34 +76,18 @@ def kept_paths() -> list[str]:
         return list(_kept)
 
 
-def checkpoint_large_wals(min_bytes: int = CHECKPOINT_BYTES,
-                          busy_every: float = CHECKPOINT_BUSY) -> list[str]:
-    """Checkpoint (PASSIVE) every kept index whose WAL is above ``min_bytes`` and was written
-    since its last checkpoint here, once those writes paused (the WAL's mtime is the one the
-    previous call saw) or, while they go on, at most every ``busy_every`` seconds; → their
-    paths."""
-    now = time.monotonic()
+def checkpoint_large_wals(min_bytes: int = CHECKPOINT_BYTES) -> list[str]:
+    """Checkpoint (PASSIVE) every kept index whose WAL is above ``min_bytes``; → their paths."""
     with _lock:
         _forget_after_fork()
         items = list(_kept.items())
-    for gone in set(_looked) - {path for path, _ in items}:
-        _looked.pop(gone, None)
-        _checkpointed.pop(gone, None)
     done = []
     for path, db in items:
         try:
-            st = os.stat(path + "-wal")
+            if os.stat(path + "-wal").st_size <= min_bytes:
+                continue
         except OSError:
             continue
-        if st.st_size <= min_bytes:
-            continue
-        mtime, before = st.st_mtime_ns, _looked.get(path)
-        _looked[path] = mtime
-        last_mtime, last_at = _checkpointed.get(path, (None, float("-inf")))
-        if mtime == last_mtime:
-            continue                            # nothing written since the last checkpoint
-        if mtime != before and now - last_at < busy_every:
-            continue                            # still being written: wait for a pause
         with _in_use:
             with _lock:
                 if _kept.get(path) is not db:  # evicted (and closed) meanwhile
@@ -121,7 +95,6 @@ def checkpoint_large_wals(min_bytes: int = CHECKPOINT_BYTES,
             try:
                 db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 done.append(path)
-                _checkpointed[path] = (mtime, now)
             except sqlite3.Error as exc:       # busy, deleted mailbox: try again later
                 log.debug("checkpoint of %s: %s", path, exc)
     return done
@@ -140,6 +113,6 @@ def _run() -> None:
     stop = threading.Event()
     while not stop.wait(CHECKPOINT_EVERY):
         try:
-            checkpoint_large_wals(CHECKPOINT_BYTES, CHECKPOINT_BUSY)   # read at each look
+            checkpoint_large_wals()
         except Exception:   # never let the thread die: the automatic threshold is the backstop
             log.exception("background WAL checkpoint failed")

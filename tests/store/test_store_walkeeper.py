@@ -31,7 +31,6 @@ def test_kept_connections_are_an_lru_and_evicted_ones_closed(tmp_path, monkeypat
 
 def test_a_large_wal_is_checkpointed_and_the_wal_stays(tmp_path, monkeypatch):
     monkeypatch.setattr(walkeeper, "_kept", walkeeper.OrderedDict())
-    monkeypatch.setattr(walkeeper, "CHECKPOINT_BYTES", 1 << 60)   # the thread leaves it to us
     path = _index(tmp_path, "box")
     walkeeper.keep_open(path)
     idx = Index(path)
@@ -66,29 +65,3 @@ def test_a_forked_child_does_not_use_its_parents_connections(tmp_path, monkeypat
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert walkeeper._kept[path] is parent_conn    # the parent's own connection is still there
-
-
-def test_a_wal_being_written_waits_for_a_pause(tmp_path, monkeypatch):
-    monkeypatch.setattr(walkeeper, "_kept", walkeeper.OrderedDict())
-    monkeypatch.setattr(walkeeper, "CHECKPOINT_BYTES", 1 << 60)   # the thread leaves it to us
-    path = _index(tmp_path, "busy")
-    walkeeper.keep_open(path)
-    idx = Index(path)
-    stamp = [1_700_000_000 * 10 ** 9]
-
-    def write(n):
-        with idx.write() as db:
-            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                           [(f"w{n}-{i}", "x" * 200) for i in range(50)])
-        stamp[0] += 10 ** 9          # a distinct WAL mtime per write, whatever the filesystem
-        os.utime(path + "-wal", ns=(stamp[0], stamp[0]))
-
-    write(1)
-    assert walkeeper.checkpoint_large_wals(min_bytes=0) == [path]    # never checkpointed yet
-    write(2)
-    assert walkeeper.checkpoint_large_wals(min_bytes=0) == []        # being written: wait
-    assert walkeeper.checkpoint_large_wals(min_bytes=0) == [path]    # paused: now
-    assert walkeeper.checkpoint_large_wals(min_bytes=0) == []        # nothing new since
-    write(3)
-    assert walkeeper.checkpoint_large_wals(min_bytes=0, busy_every=0) == [path]  # bounded
-    idx.close()
