@@ -7,8 +7,7 @@ import json
 
 from pymail.store import parse
 from pymail.store.errors import StoreError
-
-SCAN_THRESHOLD = 2000     # above this many UIDs, one table scan beats IN (...) lookups
+from pymail.store.index import SCAN_THRESHOLD, select_in
 
 
 def parsed_row(raw: bytes) -> tuple[str, None, str, bytes]:
@@ -84,26 +83,17 @@ class ParseCache:
                 if uid in wanted:
                     yield uid, header
             return
-        ordered = sorted(wanted)
-        for i in range(0, len(ordered), 500):
-            chunk = ordered[i:i + 500]
-            marks = ",".join("?" * len(chunk))
-            yield from self.index.db.execute(
-                f"SELECT uid, header FROM parsed WHERE uid IN ({marks})", chunk)
+        yield from select_in(self.index.db, "SELECT uid, header FROM parsed WHERE uid IN "
+                             "({marks})", sorted(wanted))
 
     def complete_parsed(self, uids) -> int:
         """Parse whole (ENVELOPE, BODYSTRUCTURE) the messages among ``uids`` whose cache row is
         missing or header-only, with one write transaction for all of them (FETCH
         BODYSTRUCTURE over a folder filled header-only).  → how many were parsed."""
         wanted = sorted(set(uids))
-        todo = []
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i:i + 500]
-            marks = ",".join("?" * len(chunk))
-            done = {r[0] for r in self.index.db.execute(
-                f"SELECT uid FROM parsed WHERE uid IN ({marks}) AND bodystructure IS NOT NULL",
-                chunk)}
-            todo += [u for u in chunk if u not in done]
+        done = {r[0] for r in select_in(self.index.db, "SELECT uid FROM parsed WHERE uid IN "
+                                        "({marks}) AND bodystructure IS NOT NULL", wanted)}
+        todo = [u for u in wanted if u not in done]
         rows = []
         for uid in todo:
             try:
@@ -145,12 +135,8 @@ class ParseCache:
         once, up to its blank line).  → how many were added."""
         if uids is not None and len(uids) <= SCAN_THRESHOLD:
             wanted = sorted(set(uids))
-            have = set()
-            for i in range(0, len(wanted), 500):
-                chunk = wanted[i:i + 500]
-                marks = ",".join("?" * len(chunk))
-                have.update(r[0] for r in self.index.db.execute(
-                    f"SELECT uid FROM parsed WHERE uid IN ({marks})", chunk))
+            have = {r[0] for r in select_in(self.index.db,
+                                            "SELECT uid FROM parsed WHERE uid IN ({marks})", wanted)}
             todo = [u for u in wanted if u not in have]
         else:
             todo = [r[0] for r in self.index.db.execute(

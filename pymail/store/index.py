@@ -269,6 +269,26 @@ class Index:
         db.execute("UPDATE counts SET messages = 0, unseen = 0, bytes = 0")
 
 
+IN_CHUNK = 500          # values per "IN (...)" list, well under SQLite's parameter limit
+SCAN_THRESHOLD = 2000   # above this many keys, one table scan beats IN (...) lookups
+
+
+def select_in(db: sqlite3.Connection, sql: str, values) -> list:
+    """Every row of ``sql`` — whose ``{marks}`` stands for an IN list — over ``values``,
+    ``IN_CHUNK`` at a time, in the order of ``values``."""
+    values = list(values)
+    rows = []
+    for i in range(0, len(values), IN_CHUNK):
+        chunk = values[i:i + IN_CHUNK]
+        rows += db.execute(sql.format(marks=",".join("?" * len(chunk))), chunk).fetchall()
+    return rows
+
+
+def flag_columns(flags) -> tuple[str, int]:
+    """The ``records`` columns of a flag set: (flags text, seen)."""
+    return " ".join(sorted(flags)), int("\\Seen" in flags)
+
+
 def _statements(script: str) -> list[str]:
     """Split a schema script into statements (triggers contain ';' of their own)."""
     out, current = [], ""

@@ -18,7 +18,7 @@ from pymail.store import uidlist as ul_mod
 from pymail.store.cache import ParseCache
 from pymail.store.errors import BADNAME, EXPUNGED, StoreError
 from pymail.store.folder import Folder
-from pymail.store.index import Index
+from pymail.store.index import SCAN_THRESHOLD, Index, flag_columns, select_in
 from pymail.store.walkeeper import keep_open
 from pymail.store.sync import IndexSync, gc_paused
 from pymail.store.types import Change, MessageRecord, SyncResult, with_date
@@ -30,11 +30,10 @@ _shared: dict[str, tuple] = {}   # index path → (generation, modseq, {uid: rec
 UIDLIST_STALE_PERCENT = 25   # rewrite dovecot-uidlist when stale records pass this share
 _RECORD_SELECT = ("SELECT uid, flags, modseq, vsize, mtime, COALESCE(guid, base) "
                   "FROM records")
-_DATE_SELECT = "SELECT uid, base, subdir, info, mtime FROM records WHERE 1"
+_DATE_SELECT = "SELECT uid, base, subdir, info, mtime FROM records"
 # A STORE puts its records into the shared view (a copy: ~0.2 µs a message) when that is
 # cheaper than the next session reading the changed rows back (~5 µs a row).
 VIEW_COPY_RATIO = 25
-DATE_SCAN_THRESHOLD = 5000   # asking for more dates than this reads every row once
 _SYSTEM_BY_LOWER = {f.lower(): f for f in fn.SYSTEM_FLAGS}
 _ATOM_SPECIALS = set('(){ %*"\\]') | {chr(i) for i in range(0x20)} | {"\x7f"}
 
@@ -60,6 +59,18 @@ def normalize_flags(flags) -> frozenset:
 
 
 _uid_of = operator.itemgetter(0)
+
+
+def _unread_dates(rows, known: dict) -> list:
+    """Date rows (uid, base, subdir, info, mtime): the dates the index has go into ``known``;
+    → (uid, base, subdir, info) of those it has not read yet."""
+    todo = []
+    for uid, base, subdir, info, mtime in rows:
+        if mtime is not None:
+            known[uid] = mtime
+        else:
+            todo.append((uid, base, subdir, info))
+    return todo
 
 
 def _name_time(base: str) -> float:
@@ -243,27 +254,15 @@ class Mailbox(IndexSync, ParseCache):
             return self._internal_dates(set(uids))
 
     def _internal_dates(self, wanted: set) -> dict[int, float]:
-        if len(wanted) > DATE_SCAN_THRESHOLD:
+        if len(wanted) > SCAN_THRESHOLD:
             rows = [r for r in self.index.db.execute(_DATE_SELECT) if r[0] in wanted]
         else:
-            rows = self._rows_where_uid(_DATE_SELECT, sorted(wanted))
-        out, todo = {}, []
-        for uid, base, subdir, info, mtime in rows:
-            if mtime is not None:
-                out[uid] = mtime
-            else:
-                todo.append((uid, base, subdir, info))
-        found, lost = self._stat_dates(todo)
+            rows = self._date_rows(wanted)
+        out: dict[int, float] = {}
+        found, lost = self._stat_dates(_unread_dates(rows, out))
         if lost:            # renamed by a flag change elsewhere, or expunged: look again
             self._refresh()
-            todo = []
-            for uid, base, subdir, info, mtime in self._rows_where_uid(
-                    _DATE_SELECT, sorted(u for u, _ in lost)):
-                if mtime is not None:
-                    out[uid] = mtime
-                else:
-                    todo.append((uid, base, subdir, info))
-            more, lost = self._stat_dates(todo)
+            more, lost = self._stat_dates(_unread_dates(self._date_rows(u for u, _ in lost), out))
             found += more
             out.update((u, _name_time(base)) for u, base in lost)
         if found:
@@ -273,6 +272,9 @@ class Mailbox(IndexSync, ParseCache):
             self._patch_dates(found)
             out.update(found)
         return out
+
+    def _date_rows(self, uids) -> list:
+        return select_in(self.index.db, _DATE_SELECT + " WHERE uid IN ({marks})", sorted(uids))
 
     def _stat_dates(self, rows) -> tuple[list, list]:
         """→ ([(uid, mtime)], [(uid, base)] of files not found).  ``stat()`` relative to an
@@ -289,14 +291,6 @@ class Mailbox(IndexSync, ParseCache):
                 except (FileNotFoundError, KeyError):
                     lost.append((uid, base))
         return found, lost
-
-    def _rows_where_uid(self, select: str, uids: list) -> list:
-        rows = []
-        for i in range(0, len(uids), 500):
-            chunk = uids[i:i + 500]
-            rows += self.index.db.execute(
-                f"{select} AND uid IN ({','.join('?' * len(chunk))})", chunk).fetchall()
-        return rows
 
     def _patch_dates(self, found) -> None:
         """Put dates just read into the records view, in place: views other sessions share
@@ -633,8 +627,8 @@ class Mailbox(IndexSync, ParseCache):
         else:
             new = flags
         new = frozenset(f if f in fn.SYSTEM_FLAGS else kw_canon.get(f.lower(), f) for f in new)
-        return (new, " ".join(sorted(new)), fn.info_from_flags(new, index, info or ""),
-                int("\\Seen" in new))
+        text, seen = flag_columns(new)
+        return new, text, fn.info_from_flags(new, index, info or ""), seen
 
     @contextlib.contextmanager
     def _dir_fds(self):
@@ -651,15 +645,11 @@ class Mailbox(IndexSync, ParseCache):
             for fd in fds.values():
                 os.close(fd)
 
-    def _rows_for(self, db, uids):
-        rows = []
-        for i in range(0, len(uids), 500):
-            chunk = uids[i:i + 500]
-            marks = ",".join("?" * len(chunk))
-            rows += db.execute(
-                "SELECT uid, base, subdir, info, flags, modseq, vsize, mtime, COALESCE(guid, base) FROM records "
-                f"WHERE uid IN ({marks}) ORDER BY uid", chunk).fetchall()
-        return rows
+    @staticmethod
+    def _rows_for(db, uids):
+        return select_in(db, "SELECT uid, base, subdir, info, flags, modseq, vsize, mtime, "
+                             "COALESCE(guid, base) FROM records WHERE uid IN ({marks}) "
+                             "ORDER BY uid", uids)
 
     # -- adding and removing messages --------------------------------------------------------
 

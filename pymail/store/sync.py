@@ -47,6 +47,7 @@ from pymail.store import filename as fn
 from pymail.store import keywords as kw
 from pymail.store import uidlist as ul_mod
 from pymail.store.errors import NONEXISTENT, StoreError
+from pymail.store.index import flag_columns, select_in
 from pymail.store.types import MessageRecord
 
 DIRTY_WINDOW_NS = 1_000_000_000
@@ -359,8 +360,7 @@ class IndexSync:
             for uid, (subdir, info), flags, changed in updates:
                 if changed:
                     db.execute("UPDATE records SET subdir=?, info=?, flags=?, seen=?, modseq=? "
-                               "WHERE uid=?", (subdir, info, " ".join(sorted(flags)),
-                                               int("\\Seen" in flags), modseq, uid))
+                               "WHERE uid=?", (subdir, info, *flag_columns(flags), modseq, uid))
                 else:
                     db.execute("UPDATE records SET subdir=?, info=? WHERE uid=?",
                                (subdir, info, uid))
@@ -368,15 +368,10 @@ class IndexSync:
             db.executemany("INSERT OR REPLACE INTO expunged VALUES (?, ?)",
                            [(u, modseq) for u in gone])
 
-    def _rows_by_base(self, db, bases) -> list:
-        bases = sorted(bases)
-        rows = []
-        for i in range(0, len(bases), 500):
-            chunk = bases[i:i + 500]
-            marks = ",".join("?" * len(chunk))
-            rows += db.execute("SELECT uid, base, subdir, info, flags FROM records "
-                               f"WHERE base IN ({marks})", chunk).fetchall()
-        return rows
+    @staticmethod
+    def _rows_by_base(db, bases) -> list:
+        return select_in(db, "SELECT uid, base, subdir, info, flags FROM records "
+                             "WHERE base IN ({marks})", sorted(bases))
 
     def _uidlist_entries(self, db, wanted) -> tuple[dict[str, ul_mod.Entry], int, list[str]]:
         """uidlist records for ``wanted`` base names (a set or dict) → (those found, in UID
@@ -420,22 +415,14 @@ class IndexSync:
         for base in sorted(seen_new, key=lambda b: by_base[b].uid):
             entry = by_base[base]
             subdir, info = seen_new[base]
-            path = os.path.join(self.folder.path, subdir, self._fname(base, info))
-            size, vsize = fn.size_fields(base)
-            if vsize is None and (entry.get("W") or "").isdigit():
-                vsize = int(entry.get("W"))
-            try:
-                st = os.stat(path)
-                if vsize is None:
-                    vsize = _count_vsize(path)
-            except FileNotFoundError:
+            size, vsize = _named_sizes(base, entry)
+            looked = _look_at(os.path.join(self.folder.path, subdir, self._fname(base, info)),
+                              size, vsize)
+            if looked is None:
                 continue        # gone again already; never recorded
-            if size is None:
-                size = st.st_size
-            flags = fn.flags_from_info(info or "", names)
-            rows.append((entry.uid, base, subdir, info, " ".join(sorted(flags)),
-                         int("\\Seen" in flags), modseq, modseq, size, vsize, st.st_mtime,
-                         entry.get("G"), entry.get("P")))
+            rows.append((entry.uid, base, subdir, info,
+                         *flag_columns(fn.flags_from_info(info or "", names)), modseq, modseq,
+                         *looked, entry.get("G"), entry.get("P")))
         db.executemany("INSERT OR IGNORE INTO records (uid, base, subdir, info, flags, seen, "
                        "modseq, created, size, vsize, mtime, guid, pop3) "
                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
@@ -455,26 +442,23 @@ class IndexSync:
             subdir, info = found[base]
             flags = flag_memo.get(info)
             if flags is None:
-                fs = fn.flags_from_info(info or "", names)
-                flags = flag_memo[info] = (" ".join(sorted(fs)), int("\\Seen" in fs))
-            size, vsize = fn.size_fields(base)
+                flags = flag_memo[info] = flag_columns(fn.flags_from_info(info or "", names))
             guid = pop3 = mtime = None
             if type(entry) is int:
-                uid = entry
+                uid, entry = entry, None
             else:
                 uid = entry.uid
                 if entry.fields:
                     guid, pop3 = entry.get("G"), entry.get("P")
-                    if vsize is None and (entry.get("W") or "").isdigit():
-                        vsize = int(entry.get("W"))
+                else:
+                    entry = None
+            size, vsize = _named_sizes(base, entry)
             if size is None or vsize is None:
-                path = os.path.join(self.folder.path, subdir, self._fname(base, info))
-                try:
-                    st = os.stat(path)
-                    vsize = _count_vsize(path) if vsize is None else vsize
-                except FileNotFoundError:
+                looked = _look_at(os.path.join(self.folder.path, subdir, self._fname(base, info)),
+                                  size, vsize)
+                if looked is None:
                     continue        # gone again already; never recorded
-                size, mtime = (st.st_size if size is None else size), st.st_mtime
+                size, vsize, mtime = looked
             if mtime is None and guid is None and pop3 is None:
                 plain.append((uid, base, subdir, info, flags[0], flags[1], size, vsize))
             else:
@@ -542,6 +526,29 @@ class IndexSync:
     def _write_floor(self, uidvalidity: int, floor: int) -> None:
         path = os.path.join(self.folder.path, MODSEQ_FILE)
         replace_file(path, b"%d %d\n" % (uidvalidity, floor), self._fsync)
+
+
+def _named_sizes(base: str, entry) -> tuple[int | None, int | None]:
+    """(S=, W=) from the name; W from the uidlist record (``entry``, may be None) when the
+    name lacks it."""
+    size, vsize = fn.size_fields(base)
+    if vsize is None and entry is not None:
+        w = entry.get("W") or ""
+        if w.isdigit():
+            vsize = int(w)
+    return size, vsize
+
+
+def _look_at(path: str, size: int | None, vsize: int | None):
+    """(size, vsize, mtime) with what the name did not give read from the file; None when the
+    file is gone."""
+    try:
+        st = os.stat(path)
+        if vsize is None:
+            vsize = _count_vsize(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_size if size is None else size), vsize, st.st_mtime
 
 
 def _count_vsize(path: str) -> int:
