@@ -16,10 +16,10 @@ silently discarded: the worst outcome for a message is a refusal the sender sees
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from pymail.directory.answers import AnswerCache
 
 ACTIONS = ("tag", "junk", "reject")
 KEY_THRESHOLD = "spam.threshold"
@@ -73,8 +73,7 @@ def _float(value: str | None, default: float) -> float:
 
 
 CACHE_SECONDS = 5.0   # a user's change reaches deliveries at most this late
-_cache: dict = {}     # (directory id, address) → (expires, raw settings)
-_cache_lock = threading.Lock()
+_cache = AnswerCache()
 
 
 def _raw_settings(directory: Any, address: str) -> dict:
@@ -82,31 +81,19 @@ def _raw_settings(directory: Any, address: str) -> dict:
     process (one SQL query per delivered message was a tenth of the delivery's CPU)."""
     from pymail.directory.errors import DirectoryError
 
-    key = (id(directory), address.lower())
-    now = time.monotonic()
-    with _cache_lock:
-        hit = _cache.get(key)
-    if hit is not None and hit[0] > now:
-        return hit[1]
-    try:
-        raw = directory.get_settings(address)
-    except DirectoryError:  # not a local user (an alias or an outside address): site defaults
-        raw = {}
-    with _cache_lock:
-        if len(_cache) > 10_000:
-            _cache.clear()
-        _cache[key] = (now + CACHE_SECONDS, raw)
+    raw = _cache.get(directory, address)
+    if raw is None:
+        try:
+            raw = directory.get_settings(address)
+        except DirectoryError:  # not a local user (an alias or an outside address): defaults
+            raw = {}
+        _cache.put(directory, address, raw, CACHE_SECONDS)
     return raw
 
 
 def forget(address: str | None = None) -> None:
     """Drop cached settings (all, or one address's): after this process changed them."""
-    with _cache_lock:
-        if address is None:
-            _cache.clear()
-        else:
-            for key in [k for k in _cache if k[1] == address.lower()]:
-                del _cache[key]
+    _cache.forget(address)
 
 
 def load(directory: Any, address: str, site_threshold: float = 5.0,

@@ -14,9 +14,9 @@ from __future__ import annotations
 import io
 import os
 import threading
-import time
 from pathlib import Path
 
+from pymail.directory.answers import AnswerCache
 from pymail.queue.errors import PermanentFailure, TemporaryFailure
 
 
@@ -56,7 +56,7 @@ class LocalDelivery:
         self.directory = directory
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        self._quotas: dict[str, tuple[float, int | None, int | None]] = {}
+        self._quotas = AnswerCache()   # address → (quota bytes, quota messages)
 
     def _account_lock(self, address: str) -> threading.Lock:
         """One delivery at a time per account in this process: the store's quota file update
@@ -74,18 +74,14 @@ class LocalDelivery:
         is remembered for ``QUOTA_TTL`` seconds: no SQL query per delivery under load)."""
         quota_bytes = quota_messages = None
         if self.directory is not None:
-            key = address.lower()
-            now = time.monotonic()
-            cached = self._quotas.get(key)
-            if cached is not None and cached[0] > now:
-                _, quota_bytes, quota_messages = cached
-            else:
+            quotas = self._quotas.get(self.directory, address)
+            if quotas is None:
                 user = self.directory.get_user(address)
                 if user is not None:
                     quota_bytes, quota_messages = user.quota_bytes, user.quota_messages
-                if len(self._quotas) > 10000:
-                    self._quotas.clear()
-                self._quotas[key] = (now + QUOTA_TTL, quota_bytes, quota_messages)
+                quotas = (quota_bytes, quota_messages)
+                self._quotas.put(self.directory, address, quotas, QUOTA_TTL)
+            quota_bytes, quota_messages = quotas
         return self.store.account(address, quota_bytes, quota_messages)
 
     def deliver(self, envelope, recipient, path: Path) -> str:

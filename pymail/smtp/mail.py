@@ -6,10 +6,7 @@ parameters), RFC 1870 (SIZE), RFC 6152 (8BITMIME), RFC 6531 (SMTPUTF8).
 
 from __future__ import annotations
 
-import threading
-import time
-import weakref
-
+from pymail.directory.answers import AnswerCache
 from pymail.queue.envelope import Recipient
 from pymail.runtime import run_blocking
 from pymail.smtp.addresses import has_routing, is_ip_literal, normalize, split_address
@@ -26,47 +23,7 @@ NOTIFY_VALUES = {"NEVER", "SUCCESS", "FAILURE", "DELAY"}
 # an alias changed is seen at most RESOLVE_TTL seconds late; mail accepted in that window is
 # handled by the queue like any mail to a vanished user (retried, then bounced).
 RESOLVE_TTL = 5.0
-RESOLVE_CACHE_MAX = 10000
-
-
-class _ResolveCache:
-    """Positive RCPT resolutions per Directory object (weakly held: a new Directory, as in
-    tests, never sees another's answers)."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._by_dir: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-    def get(self, directory, address: str):
-        with self._lock:
-            entries = self._by_dir.get(directory)
-            entry = entries.get(address.lower()) if entries is not None else None
-            if entry is None:
-                return None
-            if entry[0] < time.monotonic():
-                del entries[address.lower()]
-                return None
-            return entry[1]
-
-    def put(self, directory, address: str, resolution) -> None:
-        now = time.monotonic()
-        with self._lock:
-            entries = self._by_dir.get(directory)
-            if entries is None:
-                entries = self._by_dir[directory] = {}
-            if len(entries) >= RESOLVE_CACHE_MAX:
-                for key in [k for k, v in entries.items() if v[0] < now]:
-                    del entries[key]
-                if len(entries) >= RESOLVE_CACHE_MAX:
-                    entries.clear()
-            entries[address.lower()] = (now + RESOLVE_TTL, resolution)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._by_dir.clear()
-
-
-resolve_cache = _ResolveCache()
+resolve_cache = AnswerCache()   # positive resolutions only
 
 
 class MailPhase:
@@ -148,7 +105,7 @@ class MailPhase:
         else:
             local_domain, resolution = await run_blocking(self._lookup, local_part, domain, address)
             if local_domain and resolution is not None and (resolution.local_users or resolution.external):
-                resolve_cache.put(self.ctx.directory, address, resolution)
+                resolve_cache.put(self.ctx.directory, address, resolution, RESOLVE_TTL)
         if local_domain:
             if has_routing(local_part):
                 # "user%ext@local", "ext!user@local", '"user@ext"@local': source routing in the

@@ -101,7 +101,7 @@ def test_quota_limits_are_cached_for_a_few_seconds(tmp_path, monkeypatch):
     assert delivery.account("bob@x.test") == ("bob@x.test", 1000, 10)
     assert Directory.calls == 1
     now = time.monotonic()
-    monkeypatch.setattr(local.time, "monotonic", lambda: now + local.QUOTA_TTL + 1)
+    monkeypatch.setattr(time, "monotonic", lambda: now + local.QUOTA_TTL + 1)
     delivery.account("bob@x.test")
     assert Directory.calls == 2
 
