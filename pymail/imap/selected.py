@@ -92,11 +92,15 @@ class SelectedMailbox:
         self._note_keywords()
         self._announced_keywords = set(self.keywords)
 
+    def missing_dates(self, uids) -> list[int]:
+        """Those of ``uids`` whose internal date the view does not know yet (no store access)."""
+        records = self.records
+        return [u for u in uids if (r := records.get(u)) is not None and r.internal_date is None]
+
     def fill_internal_dates(self, uids) -> None:
         """Make sure ``records[uid].internal_date`` is known for ``uids`` (a bulk-built index
         reads dates on first use; ``Mailbox.internal_dates``).  Blocking: call in a thread."""
-        missing = [u for u in uids if (r := self.records.get(u)) is not None
-                   and r.internal_date is None]
+        missing = self.missing_dates(uids)
         if not missing:
             return
         dates = self.mailbox.internal_dates(missing)

@@ -318,7 +318,9 @@ async def fetch(session, cmd):
         if gone:
             session.untagged("VANISHED", "(EARLIER)", Atom(compress(gone)))
     if any(i.name == "INTERNALDATE" for i in items):   # read on first use (bulk-built index)
-        await session.blocking(view.fill_internal_dates, [u for _, u in pairs])
+        missing = view.missing_dates(u for _, u in pairs)  # a thread hop only when some are
+        if missing:
+            await session.blocking(view.fill_internal_dates, missing)
     expunged = False
     # Message bodies go out in small batches, each after the client took the previous ones:
     # a whole-mailbox BODY[] download never sits in memory (transport back-pressure).
