@@ -25,7 +25,7 @@ import threading
 import time
 import weakref
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 FILE_NAME = "pymail-index.sqlite"
 
 _SCHEMA = """
@@ -49,7 +49,9 @@ CREATE TABLE IF NOT EXISTS records (
     pop3 TEXT);
 CREATE UNIQUE INDEX IF NOT EXISTS records_base ON records(base);
 CREATE INDEX IF NOT EXISTS records_modseq ON records(modseq);
-CREATE INDEX IF NOT EXISTS records_subdir ON records(subdir);
+-- the few messages still in new/ (a partial index: cur/ holds nearly all, and a scan of it
+-- costs what an index walk would)
+CREATE INDEX IF NOT EXISTS records_new ON records(uid) WHERE subdir = 'new';
 CREATE TABLE IF NOT EXISTS expunged (uid INTEGER PRIMARY KEY, modseq INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(modseq);
 CREATE TABLE IF NOT EXISTS parsed (uid INTEGER PRIMARY KEY, envelope TEXT, body TEXT,
@@ -67,8 +69,15 @@ CREATE TRIGGER IF NOT EXISTS records_upd AFTER UPDATE OF seen, size ON records B
 """
 
 
+# Schema versions whose rows stay valid, and the statements that bring them up to date;
+# any other old version is dropped and rebuilt from the maildir (UIDs kept: dovecot-uidlist).
+_MIGRATIONS = {
+    5: ("DROP INDEX IF EXISTS records_subdir",
+        "CREATE INDEX IF NOT EXISTS records_new ON records(uid) WHERE subdir = 'new'"),
+}
+
 _BULK_DEFERRED = (("TRIGGER", "records_ins"), ("INDEX", "records_base"),
-                  ("INDEX", "records_modseq"), ("INDEX", "records_subdir"))
+                  ("INDEX", "records_modseq"), ("INDEX", "records_new"))
 BULK_CACHE_KIB = -65536   # page cache of a bulk load (negative: KiB, as PRAGMA cache_size)
 WRITE_WAIT = 60.0   # seconds, as the connection's busy timeout
 AUTOCHECKPOINT_PAGES = 16384   # 64 MiB of WAL before a commit checkpoints by itself
@@ -171,6 +180,11 @@ class Index:
         with _immediate(db):
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version == SCHEMA_VERSION:
+                return
+            if version in _MIGRATIONS:      # a change that keeps the cached rows
+                for statement in _MIGRATIONS[version]:
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 return
             if version != 0:
                 for (name,) in db.execute(

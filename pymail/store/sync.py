@@ -277,7 +277,9 @@ class IndexSync:
     def _indexed(db, dirs) -> set[str]:
         if len(dirs) == 2:
             return {r[0] for r in db.execute(_FNAME_SELECT)}
-        return {r[0] for r in db.execute(_FNAME_SELECT + " WHERE subdir=?", (dirs[0],))}
+        # a literal, not a parameter: only then can SQLite use the partial index records_new
+        where = " WHERE subdir='new'" if dirs[0] == "new" else " WHERE subdir='cur'"
+        return {r[0] for r in db.execute(_FNAME_SELECT + where)}
 
     @staticmethod
     def _split_listed(item: str) -> tuple[str, str, str | None]:

@@ -69,7 +69,7 @@ def test_schema_is_whole_after_a_bulk_build(account):
     _fill(path, 30)
     box = account.mailbox("INBOX")
     names = {r[0] for r in box.index.db.execute("SELECT name FROM sqlite_master")}
-    assert {"records_ins", "records_base", "records_modseq", "records_subdir"} <= names
+    assert {"records_ins", "records_base", "records_modseq", "records_new"} <= names
     # the counting trigger works again: a delivery and an expunge move the counts
     before = box.count(), box.size()
     result = account.deliver(msg("late"))
@@ -132,3 +132,36 @@ def test_delivery_order_is_the_tuple_order(names):
 def test_size_fields_fast_path_agrees(parts):
     base = "1600000000.M1P1.host" + "".join(parts)
     assert fn.size_fields(base) == fn.scan_size_fields(base)
+
+
+def test_a_version5_index_is_migrated_not_rebuilt(account):
+    """Schema 5 → 6 swaps the subdir index for a partial one over new/: the cached rows, their
+    modseqs and the parse cache stay (a rebuild would restart every modseq)."""
+    for n in range(3):
+        account.deliver(msg(f"m{n}"))
+    box = account.mailbox("INBOX")
+    box.store_flags([1], ["\\Seen"], "add")
+    path, before = box.index.path, _rows(box)
+    modseqs = box.index.db.execute("SELECT uid, modseq FROM records ORDER BY uid").fetchall()
+    with box.index.write() as db:          # make it look as schema 5 left it
+        db.execute("DROP INDEX records_new")
+        db.execute("CREATE INDEX records_subdir ON records(subdir)")
+        db.execute("PRAGMA user_version=5")
+    box.close()
+    again = account.mailbox("INBOX")
+    assert again.index.path == path
+    names = {r[0] for r in again.index.db.execute("SELECT name FROM sqlite_master")}
+    assert "records_new" in names and "records_subdir" not in names
+    assert again.index.db.execute("PRAGMA user_version").fetchone()[0] == 6
+    assert _rows(again) == before
+    assert again.index.db.execute("SELECT uid, modseq FROM records ORDER BY uid").fetchall() == modseqs
+
+
+def test_a_scan_of_new_uses_the_partial_index(account):
+    box = account.mailbox("INBOX")
+    plan = " ".join(str(r) for r in box.index.db.execute(
+        "EXPLAIN QUERY PLAN SELECT uid FROM records WHERE subdir='new'"))
+    assert "records_new" in plan
+    low = box.index.db.execute(
+        "EXPLAIN QUERY PLAN SELECT MIN(uid) FROM records WHERE subdir='new'").fetchall()
+    assert "records_new" in " ".join(str(r) for r in low)
