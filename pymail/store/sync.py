@@ -437,24 +437,27 @@ class IndexSync:
         records view is made here too (``_bulk_view``), so the SELECT need not read the rows
         back."""
         known, first, still = self._uidlist_entries(db, found)
-        flag_memo: dict = {}
-        plain, rows = [], []
+        flag_memo: dict = {}        # info letters → (flags text, seen, flag set)
+        plain, rows, view = [], [], []
+        record, size_fields = tuple.__new__, fn.size_fields
         # in UID order: the files the uidlist knows (Entry), then the ones just numbered (int)
         for base, entry in itertools.chain(known.items(), zip(still, itertools.count(first))):
             subdir, info = found[base]
             flags = flag_memo.get(info)
             if flags is None:
-                flags = flag_memo[info] = flag_columns(fn.flags_from_info(info or "", names))
-            guid = pop3 = mtime = None
-            if type(entry) is int:
+                text, seen = flag_columns(fn.flags_from_info(info or "", names))
+                flags = flag_memo[info] = (text, seen, self._flagset(text))
+            if type(entry) is int:          # the usual cold case: a name and nothing else
                 uid, entry = entry, None
+                size, vsize = size_fields(base)
             else:
                 uid = entry.uid
-                if entry.fields:
-                    guid, pop3 = entry.get("G"), entry.get("P")
-                else:
+                if not entry.fields:
                     entry = None
-            size, vsize = _named_sizes(base, entry)
+                size, vsize = _named_sizes(base, entry)
+            guid = pop3 = mtime = None
+            if entry is not None:
+                guid, pop3 = entry.get("G"), entry.get("P")
             if size is None or vsize is None:
                 looked = _look_at(os.path.join(self.folder.path, subdir, self._fname(base, info)),
                                   size, vsize)
@@ -466,6 +469,7 @@ class IndexSync:
             else:
                 rows.append((uid, base, subdir, info, flags[0], flags[1], size, vsize, mtime,
                              guid, pop3))
+            view.append(record(MessageRecord, (uid, flags[2], modseq, vsize, mtime, guid or base)))
         # Most rows have no date, GUID or UIDL yet: binding three NULLs less per row saves a
         # third of the insert.
         stamp = f"{int(modseq)},{int(modseq)}"
@@ -475,13 +479,8 @@ class IndexSync:
                   f"mtime, guid, pop3, modseq, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,{stamp})",
                   rows)]
         self.index.bulk_insert(db, loads)
-        flagset, new = self._flagset, tuple.__new__
-        view = [new(MessageRecord, (r[0], flagset(r[4]), modseq, r[7], None, r[1]))
-                for r in plain]
-        if rows:
-            view += [new(MessageRecord, (r[0], flagset(r[4]), modseq, r[7], r[8], r[9] or r[1]))
-                     for r in rows]
-            view.sort()
+        if known:
+            view.sort()                     # the uidlist's own order is not promised
         generation = self.index.get("generation", None, db)
         self._bulk_view = (generation, modseq, view)
 
