@@ -13,6 +13,12 @@ another session's parse-cache fill. Sessions' connections get a high automatic t
 (``index.AUTOCHECKPOINT_PAGES``, a backstop) and this thread copies a WAL back into its database
 (``PRAGMA wal_checkpoint(PASSIVE)``: never waits for readers or writers) once it passes
 ``CHECKPOINT_BYTES``, looking every ``CHECKPOINT_EVERY`` seconds.
+
+Why at the lowest CPU priority (``CHECKPOINT_NICE``): copying a cold pass's parse-cache fill
+(tens of megabytes) took a core from the next commands on a 2-core machine — warm STORE and
+SEARCH on 10,000 messages measured a median 30 ms with it at normal priority, 25 and 20 ms
+with it niced or off (perf/RESULTS.md).  A niced thread must never be waited for: a session
+that evicts kept connections while a checkpoint runs leaves them for this thread to close.
 """
 
 from __future__ import annotations
@@ -28,21 +34,25 @@ log = logging.getLogger(__name__)
 KEPT_OPEN = 64              # index files this process keeps one idle connection to
 CHECKPOINT_EVERY = 1.0      # seconds between looks at the kept indexes' WAL sizes
 CHECKPOINT_BYTES = 1 << 20  # a WAL above this is checkpointed by the background thread
+CHECKPOINT_NICE = 19        # the checkpointer thread's nice value (Linux: per thread)
 
 _lock = threading.Lock()       # guards _kept
 _in_use = threading.Lock()     # a kept connection is being checkpointed, or closed
 _kept: "OrderedDict[str, sqlite3.Connection]" = OrderedDict()
+_to_close: list[sqlite3.Connection] = []   # evicted during a checkpoint (guarded by _lock)
 _thread: threading.Thread | None = None
+_thread_id: int | None = None  # the checkpointer's native thread id, once it runs
 _owner = os.getpid()           # the process the kept connections were opened in
 
 
 def _forget_after_fork() -> None:
     """Caller holds ``_lock``.  Connections opened before a fork belong to the parent: SQLite
     connections must not cross fork(), so a child drops them (without using or closing them)."""
-    global _owner, _kept
+    global _owner, _kept, _to_close
     if _owner != os.getpid():
         _owner = os.getpid()
         _kept = OrderedDict()
+        _to_close = []
 
 
 def keep_open(path: str) -> None:
@@ -64,10 +74,17 @@ def keep_open(path: str) -> None:
         _kept[path] = db
         evicted = [_kept.popitem(last=False)[1] for _ in range(len(_kept) - KEPT_OPEN)]
         _start_checkpointer()
-    if evicted or old is not None:
-        with _in_use:                          # not while the checkpointer uses one
-            for conn in evicted + ([old] if old is not None else []):
-                conn.close()
+    done = evicted + ([old] if old is not None else [])
+    if done:
+        if _in_use.acquire(blocking=False):    # not while the checkpointer uses one
+            try:
+                for conn in done:
+                    conn.close()
+            finally:
+                _in_use.release()
+        else:                                  # nor wait for it: it closes them itself
+            with _lock:
+                _to_close.extend(done)
 
 
 def kept_paths() -> list[str]:
@@ -97,7 +114,18 @@ def checkpoint_large_wals(min_bytes: int = CHECKPOINT_BYTES) -> list[str]:
                 done.append(path)
             except sqlite3.Error as exc:       # busy, deleted mailbox: try again later
                 log.debug("checkpoint of %s: %s", path, exc)
+    close_evicted()
     return done
+
+
+def close_evicted() -> None:
+    """Close the connections ``keep_open`` evicted while a checkpoint was running."""
+    with _in_use:
+        with _lock:
+            pending = _to_close[:]
+            del _to_close[:]
+        for conn in pending:
+            conn.close()
 
 
 def _start_checkpointer() -> None:
@@ -110,6 +138,12 @@ def _start_checkpointer() -> None:
 
 
 def _run() -> None:
+    global _thread_id
+    _thread_id = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, _thread_id, CHECKPOINT_NICE)   # this thread only
+    except (OSError, AttributeError):          # not Linux: at normal priority then
+        pass
     stop = threading.Event()
     while not stop.wait(CHECKPOINT_EVERY):
         try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
+import time
 
 from pymail.store import walkeeper
 from pymail.store.index import Index
@@ -65,3 +67,43 @@ def test_a_forked_child_does_not_use_its_parents_connections(tmp_path, monkeypat
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert walkeeper._kept[path] is parent_conn    # the parent's own connection is still there
+
+
+def _closed(conn) -> bool:
+    try:
+        conn.execute("SELECT 1")
+    except sqlite3.ProgrammingError:           # "Cannot operate on a closed database"
+        return True
+    return False
+
+
+def test_an_eviction_during_a_checkpoint_does_not_wait_for_it(tmp_path, monkeypatch):
+    """The checkpointer runs niced: a session must never queue behind it.  Connections evicted
+    while it works are left to it and closed when it is done."""
+    monkeypatch.setattr(walkeeper, "_kept", walkeeper.OrderedDict())
+    monkeypatch.setattr(walkeeper, "_to_close", [])
+    monkeypatch.setattr(walkeeper, "KEPT_OPEN", 1)
+    a, b = _index(tmp_path, "a"), _index(tmp_path, "b")
+    walkeeper.keep_open(a)
+    first = walkeeper._kept[a]
+    with walkeeper._in_use:                    # as during a long checkpoint
+        worker = threading.Thread(target=walkeeper.keep_open, args=(b,))
+        worker.start()
+        worker.join(5)
+        assert not worker.is_alive()           # returned at once, did not wait
+        assert walkeeper.kept_paths() == [b]
+        assert not _closed(first) and walkeeper._to_close == [first]
+    walkeeper.close_evicted()                  # what the checkpointer does after its round
+    assert _closed(first) and walkeeper._to_close == []
+
+
+def test_the_checkpointer_thread_runs_at_the_lowest_priority(tmp_path, monkeypatch):
+    monkeypatch.setattr(walkeeper, "_kept", walkeeper.OrderedDict())
+    walkeeper.keep_open(_index(tmp_path, "box"))
+    for _ in range(200):                       # the thread sets its id as it starts
+        if walkeeper._thread_id is not None:
+            break
+        time.sleep(0.01)
+    assert walkeeper._thread_id is not None and walkeeper._thread_id != threading.get_native_id()
+    assert os.getpriority(os.PRIO_PROCESS, walkeeper._thread_id) == walkeeper.CHECKPOINT_NICE
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < walkeeper.CHECKPOINT_NICE
