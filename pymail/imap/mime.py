@@ -317,9 +317,14 @@ def _address_list(value: bytes) -> list | None:
     return out or None
 
 
-def envelope_from_header(header: bytes) -> list:
+def parse_header(header: bytes) -> Part:
+    """A message made of ``header`` alone (what ENVELOPE needs)."""
     data = to_crlf(header)
-    return envelope(parse_part(data, 0, len(data)))
+    return parse_part(data, 0, len(data))
+
+
+def envelope_from_header(header: bytes) -> list:
+    return envelope(parse_header(header))
 
 
 def envelope(msg: Part) -> list:

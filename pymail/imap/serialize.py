@@ -3,7 +3,8 @@
 - ``None`` → ``NIL``; ``int`` → number; ``Atom`` → as is; ``list``/``tuple`` → parenthesised.
 - ``str``/``bytes`` → a quoted string when it is short 7-bit text without CR, LF or NUL,
   otherwise a literal ``{n}\\r\\n...`` (RFC 3501 §4.3) — so any byte value round-trips.
-- ``Literal(bytes)`` forces a literal (message bodies); ``Literal8`` a ``~{n}`` (RFC 3516).
+- ``Literal(bytes)`` forces a literal (message bodies); ``Literal8`` a ``~{n}`` (RFC 3516);
+  ``Raw(bytes)`` is already serialised.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ class Literal(bytes):
 
 class Literal8(bytes):
     """Bytes sent as a binary literal ``~{n}`` (RFC 3516 §4.3)."""
+
+
+class Raw(bytes):
+    """Bytes already in IMAP syntax (a value serialised before), sent as they are."""
 
 
 _NOT_QUOTABLE = re.compile(rb"[\x00\r\n\x80-\xff]")
@@ -47,6 +52,8 @@ def value(v, utf8: bool = False) -> bytes:
     t = type(v)
     if t is bytes:  # the common case first: header strings
         return string(v, utf8)
+    if t is Raw:
+        return v
     if t is list or t is tuple:
         return b"(" + b" ".join([value(x, utf8) for x in v]) + b")"
     if t is int:

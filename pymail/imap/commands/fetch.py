@@ -7,6 +7,7 @@ neither blocks the reactor nor holds every message in memory at once.
 from __future__ import annotations
 
 import binascii
+import functools
 import re
 import time
 
@@ -116,11 +117,13 @@ def needs_full_message(item: FetchItem) -> bool:
 class Source:
     """One message's data for FETCH: the store's parse cache first, the raw message if needed."""
 
-    def __init__(self, mb, uid: int, msg: mime.Part | None, header_cache: dict):
+    def __init__(self, mb, uid: int, msg: mime.Part | None, header_cache: dict,
+                 utf8: bool = False):
         self.mb = mb
         self.uid = uid
         self.msg = msg
         self.header_cache = header_cache
+        self.utf8 = utf8
 
     def header(self) -> bytes:
         if self.msg is not None:
@@ -133,6 +136,32 @@ class Source:
         if cached is not None:
             return cached
         return self.mb.header_fields(self.uid, list(section.fields), key[1])
+
+
+def envelope_wire(msg: mime.Part, utf8: bool) -> serialize.Raw:
+    """``serialize.value(mime.envelope(msg), utf8)``, made directly: a FETCH ENVELOPE of
+    10,000 messages spent half its time walking the nested lists in the generic serialiser,
+    and address headers repeat (From, To), so each distinct one is serialised once."""
+    h = msg.header
+    frm = _addresses_wire(h("from"), utf8)
+    sender = _addresses_wire(h("sender"), utf8)
+    reply_to = _addresses_wire(h("reply-to"), utf8)
+    # RFC 3501 §7.4.2: a missing Sender or Reply-To is set to From
+    return serialize.Raw(b"(" + b" ".join((
+        _nstring_wire(h("date"), utf8), _nstring_wire(h("subject"), utf8), frm,
+        frm if sender == b"NIL" else sender, frm if reply_to == b"NIL" else reply_to,
+        _addresses_wire(h("to"), utf8), _addresses_wire(h("cc"), utf8),
+        _addresses_wire(h("bcc"), utf8), _nstring_wire(h("in-reply-to"), utf8),
+        _nstring_wire(h("message-id"), utf8))) + b")")
+
+
+def _nstring_wire(value: bytes | None, utf8: bool) -> bytes:
+    return b"NIL" if value is None else serialize.string(value, utf8)
+
+
+@functools.lru_cache(maxsize=4096)
+def _addresses_wire(raw: bytes | None, utf8: bool) -> bytes:
+    return serialize.value(mime.address_list(raw), utf8)
 
 
 def _item_value(item: FetchItem, src: Source, rec, view, uid: int) -> list:
@@ -149,10 +178,10 @@ def _item_value(item: FetchItem, src: Source, rec, view, uid: int) -> list:
     if name == "MODSEQ":
         return [Atom("MODSEQ"), [view.modseqs.get(uid, rec.modseq)]]
     if name == "ENVELOPE":
-        if msg is not None:
-            return [Atom("ENVELOPE"), mime.envelope(msg)]
-        cached = src.header_cache.get(ENVELOPE_KEY, {}).get(uid)
-        return [Atom("ENVELOPE"), mime.envelope_from_header(cached if cached is not None else src.header())]
+        if msg is None:
+            cached = src.header_cache.get(ENVELOPE_KEY, {}).get(uid)
+            msg = mime.parse_header(cached if cached is not None else src.header())
+        return [Atom("ENVELOPE"), envelope_wire(msg, src.utf8)]
     if name == "BODYSTRUCTURE":
         return [Atom("BODYSTRUCTURE"), src.mb.bodystructure(uid, True)]
     if name == "BODY" and item.section is None:
@@ -226,7 +255,7 @@ def build_batch(session, view, pairs, items: list[FetchItem], changedsince: int 
             if full:
                 with mb.open_message(uid) as f:
                     msg = mime.parse_message(f.read())
-            src = Source(mb, uid, msg, header_cache)
+            src = Source(mb, uid, msg, header_cache, session.utf8)
             values: list = []
             for item in items:
                 values += _item_value(item, src, rec, view, uid)
