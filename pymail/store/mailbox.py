@@ -203,8 +203,9 @@ class Mailbox(IndexSync, ParseCache):
                     _, self._records_modseq, self._records, self._records_list = shared
                 else:
                     rows = db.execute(_RECORD_SELECT + " ORDER BY uid").fetchall()
-                    self._records = {row[0]: self._make_record(row) for row in rows}
-                    self._records_list = list(self._records.values())
+                    self._records_list = self._make_records(rows)
+                    self._records = dict(zip(map(_uid_of, self._records_list),
+                                             self._records_list))
                     self._records_modseq = highest
                 self._records_generation = generation
             if highest != self._records_modseq:
@@ -229,6 +230,16 @@ class Mailbox(IndexSync, ParseCache):
                 self._records_modseq = highest
             _publish_view(self.index.path, generation, highest, self._records,
                           self._records_list)
+
+    def _make_records(self, rows) -> list[MessageRecord]:
+        """``[_make_record(row) for row in rows]`` without two calls per row: a session
+        reading a 10,000-message view another process built (its first SELECT there) spent
+        half its time in them."""
+        for text in {row[1] for row in rows}:
+            self._flagset(text)
+        flagsets, new = self._flagsets, tuple.__new__
+        return [new(MessageRecord, (uid, flagsets[flags], modseq, vsize, mtime, guid))
+                for uid, flags, modseq, vsize, mtime, guid in rows]
 
     def _make_record(self, row) -> MessageRecord:
         uid, flags, modseq, vsize, mtime, guid = row
