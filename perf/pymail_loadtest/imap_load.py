@@ -14,7 +14,7 @@ import asyncio
 import random
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pymail_loadtest.common import (Bounds, LoadError, ProtocolMismatch, SizeDistribution, Target,
                                     User, make_message)
@@ -59,6 +59,8 @@ class ImapLoad:
     idle_time: float = 0.2
     seed: int = 1
     auth: str = "login"  # login | plain (AUTHENTICATE PLAIN)
+    # user → the UIDNEXT below which messages existed before any of its clients appended
+    first_uidnext: dict = field(default_factory=dict)
 
 
 class OwnedModel(MailboxModel):
@@ -95,6 +97,15 @@ class OwnedModel(MailboxModel):
     def own_known(self, rng: random.Random) -> int | None:
         known = [u for u in self.uids if u is not None and self.owns(u) and u not in self.deleting]
         return rng.choice(known) if known else None
+
+
+def first_uidnext(shared: dict, user: str, uidnext: int) -> int:
+    """The clients of one user split the messages that existed before any of them appended,
+    so they must agree where that ends: the UIDNEXT of the first SELECT answered for the user
+    (a client appends only after its own SELECT was answered, so no append precedes it).  Each
+    client taking its own first UIDNEXT made a late one claim a message another had appended
+    meanwhile, and report its expunge as a lost message, against Dovecot as against pymail."""
+    return shared.setdefault(user, uidnext or 1)
 
 
 class ImapUser:
@@ -143,7 +154,8 @@ class ImapUser:
         self.model.uids = fresh.uids
         self.model.uidvalidity, self.model.uidnext = fresh.uidvalidity, fresh.uidnext
         if not self.model.first_uidnext:
-            self.model.first_uidnext = fresh.uidnext or 1
+            self.model.first_uidnext = first_uidnext(self.load.first_uidnext, self.user.name,
+                                                     fresh.uidnext)
         self.model.flags = {}
         self.client.box = self.model
 

@@ -10,7 +10,7 @@ import pytest
 from pymail_loadtest.common import (Bounds, LoadError, ProtocolMismatch, SizeDistribution, check_loopback,
                                     load_users, make_message, parse_size, raise_fd_limit)
 from pymail_loadtest.imap_client import MailboxModel
-from pymail_loadtest.imap_load import OwnedModel, parse_mix
+from pymail_loadtest.imap_load import OwnedModel, first_uidnext, parse_mix
 from pymail_loadtest.maildir_data import make_maildir
 from pymail_loadtest.smtp_client import dot_stuff
 from pymail_loadtest.stats import Recorder, format_table, percentile
@@ -116,6 +116,18 @@ def test_owned_model_checks_flags_and_expunges():
     m.on_expunge(2)  # someone else's message: fine
     with pytest.raises(ProtocolMismatch, match="mine"):
         m.on_expunge(1)
+
+
+def test_clients_of_a_user_share_one_ownership_baseline():
+    """Client B selects after client A appended UID 201: B must not claim 201 (201 % 2 is its
+    position) — A may expunge it, which B would report as a lost message."""
+    shared: dict = {}
+    a, b = OwnedModel(group=2, position=0), OwnedModel(group=2, position=1)
+    a.first_uidnext = first_uidnext(shared, "u@x", 201)     # A's SELECT: UIDNEXT 201
+    a.appended.add(201)
+    b.first_uidnext = first_uidnext(shared, "u@x", 202)     # B's SELECT, after A's APPEND
+    assert a.owns(201) and not b.owns(201) and b.owns(199)
+    assert first_uidnext(shared, "v@x", 0) == 1             # another user, an empty mailbox
 
 
 def test_mix_parsing():
