@@ -14,11 +14,11 @@ another session's parse-cache fill. Sessions' connections get a high automatic t
 (``PRAGMA wal_checkpoint(PASSIVE)``: never waits for readers or writers) once it passes
 ``CHECKPOINT_BYTES``, looking every ``CHECKPOINT_EVERY`` seconds.
 
-Why at the lowest CPU priority (``CHECKPOINT_NICE``): copying a cold pass's parse-cache fill
-(tens of megabytes) took a core from the next commands on a 2-core machine — warm STORE and
-SEARCH on 10,000 messages measured a median 30 ms with it at normal priority, 25 and 20 ms
-with it niced or off (perf/RESULTS.md).  A niced thread must never be waited for: a session
-that evicts kept connections while a checkpoint runs leaves them for this thread to close.
+Nothing waits for the checkpointer: a session that evicts kept connections while a checkpoint
+runs (up to seconds for a big parse-cache fill) leaves them for this thread to
+close.  It runs at normal priority: a niced thread was tried (warm commands after a cold pass
+measured a little faster), but a thread the kernel rarely schedules can be preempted while it
+holds the GIL, and then every thread of the process waits for it.
 """
 
 from __future__ import annotations
@@ -34,14 +34,12 @@ log = logging.getLogger(__name__)
 KEPT_OPEN = 64              # index files this process keeps one idle connection to
 CHECKPOINT_EVERY = 1.0      # seconds between looks at the kept indexes' WAL sizes
 CHECKPOINT_BYTES = 1 << 20  # a WAL above this is checkpointed by the background thread
-CHECKPOINT_NICE = 19        # the checkpointer thread's nice value (Linux: per thread)
 
 _lock = threading.Lock()       # guards _kept
 _in_use = threading.Lock()     # a kept connection is being checkpointed, or closed
 _kept: "OrderedDict[str, sqlite3.Connection]" = OrderedDict()
 _to_close: list[sqlite3.Connection] = []   # evicted during a checkpoint (guarded by _lock)
 _thread: threading.Thread | None = None
-_thread_id: int | None = None  # the checkpointer's native thread id, once it runs
 _owner = os.getpid()           # the process the kept connections were opened in
 
 
@@ -138,12 +136,6 @@ def _start_checkpointer() -> None:
 
 
 def _run() -> None:
-    global _thread_id
-    _thread_id = threading.get_native_id()
-    try:
-        os.setpriority(os.PRIO_PROCESS, _thread_id, CHECKPOINT_NICE)   # this thread only
-    except (OSError, AttributeError):          # not Linux: at normal priority then
-        pass
     stop = threading.Event()
     while not stop.wait(CHECKPOINT_EVERY):
         try:

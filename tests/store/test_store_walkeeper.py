@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-import time
 
 from pymail.store import walkeeper
 from pymail.store.index import Index
@@ -78,8 +77,8 @@ def _closed(conn) -> bool:
 
 
 def test_an_eviction_during_a_checkpoint_does_not_wait_for_it(tmp_path, monkeypatch):
-    """The checkpointer runs niced: a session must never queue behind it.  Connections evicted
-    while it works are left to it and closed when it is done."""
+    """A session never queues behind a checkpoint: connections evicted while one runs are left
+    to the checkpointer and closed when it is done."""
     monkeypatch.setattr(walkeeper, "_kept", walkeeper.OrderedDict())
     monkeypatch.setattr(walkeeper, "_to_close", [])
     monkeypatch.setattr(walkeeper, "KEPT_OPEN", 1)
@@ -95,15 +94,3 @@ def test_an_eviction_during_a_checkpoint_does_not_wait_for_it(tmp_path, monkeypa
         assert not _closed(first) and walkeeper._to_close == [first]
     walkeeper.close_evicted()                  # what the checkpointer does after its round
     assert _closed(first) and walkeeper._to_close == []
-
-
-def test_the_checkpointer_thread_runs_at_the_lowest_priority(tmp_path, monkeypatch):
-    monkeypatch.setattr(walkeeper, "_kept", walkeeper.OrderedDict())
-    walkeeper.keep_open(_index(tmp_path, "box"))
-    for _ in range(200):                       # the thread sets its id as it starts
-        if walkeeper._thread_id is not None:
-            break
-        time.sleep(0.01)
-    assert walkeeper._thread_id is not None and walkeeper._thread_id != threading.get_native_id()
-    assert os.getpriority(os.PRIO_PROCESS, walkeeper._thread_id) == walkeeper.CHECKPOINT_NICE
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < walkeeper.CHECKPOINT_NICE
