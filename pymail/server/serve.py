@@ -110,8 +110,7 @@ class Server:
         if self.ctx.queue is not None and hasattr(self.ctx.queue, "start"):
             self.ctx.queue.start()
         # Before the first connection is served (they wait in the listen backlog meanwhile):
-        # run a second later, the collection walked a first client's work, and a cold SELECT
-        # of 100,000 messages arriving then took a quarter second longer.
+        # run a second later, its full collection could fall into a first client's command.
         freeze_startup_objects()
         print(self.ready_message, flush=True)
 
