@@ -164,9 +164,10 @@ class Server:
 
 def freeze_startup_objects() -> None:
     """Move what exists once the server has started (modules, classes, settings, the
-    directory's engine: several hundred thousand objects that live as long as the process) out of the
-    garbage collector's sight (``gc.freeze``), so a full collection — which, with 10,000 IMAP
-    sessions open, pauses the reactor for tenths of a second — no longer walks them."""
+    directory's engine: several hundred thousand objects that live as long as the process)
+    out of the garbage collector's sight (``gc.freeze``), so a full collection — which, with
+    10,000 IMAP sessions open, pauses the reactor for tenths of a second — no longer walks
+    them."""
     import gc
 
     gc.collect()
