@@ -218,10 +218,10 @@ class Mailbox(IndexSync, ParseCache):
                 for (uid,) in gone:
                     if cache.pop(uid, None) is not None:
                         reorder = True
-                for row in rows:
-                    if row[0] not in cache:
+                for rec in self._make_records(rows):
+                    if rec.uid not in cache:
                         reorder = True
-                    cache[row[0]] = self._make_record(row)
+                    cache[rec.uid] = rec
                 if reorder:
                     self._records_list = [cache[u] for u in sorted(cache)]
                 else:
@@ -232,26 +232,18 @@ class Mailbox(IndexSync, ParseCache):
                           self._records_list)
 
     def _make_records(self, rows) -> list[MessageRecord]:
-        """``[_make_record(row) for row in rows]`` without two calls per row: a session
-        reading a 10,000-message view another process built (its first SELECT there) spent
-        half its time in them."""
+        """Records from ``_RECORD_SELECT`` rows, each distinct flag text turned into its shared
+        set once (a session reading a 10,000-message view another process built spent half
+        its first SELECT in two calls per row)."""
         for text in {row[1] for row in rows}:
             self._flagset(text)
         flagsets, new = self._flagsets, tuple.__new__
         return [new(MessageRecord, (uid, flagsets[flags], modseq, vsize, mtime, guid))
                 for uid, flags, modseq, vsize, mtime, guid in rows]
 
-    def _make_record(self, row) -> MessageRecord:
-        uid, flags, modseq, vsize, mtime, guid = row
-        return tuple.__new__(MessageRecord, (uid, self._flagset(flags), modseq, vsize, mtime, guid))
-
     def record(self, uid: int) -> MessageRecord | None:
-        row = self.index.db.execute(
-            "SELECT uid, flags, modseq, vsize, mtime, COALESCE(guid, base) FROM records WHERE uid=?",
-            (uid,)).fetchone()
-        if row is None:
-            return None
-        return MessageRecord(row[0], self._flagset(row[1]), row[2], row[3], row[4], row[5])
+        rows = self.index.db.execute(_RECORD_SELECT + " WHERE uid=?", (uid,)).fetchall()
+        return self._make_records(rows)[0] if rows else None
 
     def internal_dates(self, uids) -> dict[int, float]:
         """uid → internal date (the file's mtime, as Dovecot's received date) for ``uids``.
@@ -297,7 +289,7 @@ class Mailbox(IndexSync, ParseCache):
             stat = os.stat
             for uid, base, subdir, info in rows:
                 try:
-                    found.append((uid, stat(base if info is None else f"{base}:2,{info}",
+                    found.append((uid, stat(self._fname(base, info),
                                             dir_fd=fds[subdir]).st_mtime))
                 except (FileNotFoundError, KeyError):
                     lost.append((uid, base))

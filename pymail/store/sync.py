@@ -397,12 +397,12 @@ class IndexSync:
                 self.index.set("uidlist_ino", ino, db)
                 return found, 0, []
         ul = self.folder.read_uidlist()
-        found = {e.base: e for e in ul.entries if e.base in wanted} if ul is not None else {}
+        found = ul.entries_for(wanted) if ul is not None else {}
         first, still = 0, []
         if len(found) < len(wanted):
             with self.folder.lock():
                 ul = self.folder.read_or_create_uidlist()
-                found = {e.base: e for e in ul.entries if e.base in wanted}
+                found = ul.entries_for(wanted)
                 still = delivery_order(b for b in wanted if b not in found)
                 if still:
                     first = ul_mod.append_new(self.folder.uidlist_path, ul, still, self._fsync)

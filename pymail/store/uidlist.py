@@ -61,8 +61,9 @@ class Uidlist:
     ends_with_newline: bool = True
     ino: int = 0                  # inode of the file read (0 when unknown)
 
-    def by_base(self) -> dict[str, Entry]:
-        return {e.base: e for e in self.entries}
+    def entries_for(self, bases) -> dict[str, Entry]:
+        """base → record for those of ``bases`` (a set or dict) this file has."""
+        return {e.base: e for e in self.entries if e.base in bases}
 
     def header(self) -> str:
         extra = "".join(" " + f for f in self.header_extra)
