@@ -5,11 +5,12 @@ date read on first use."""
 from __future__ import annotations
 
 import os
+import sqlite3
 
 from hypothesis import given, settings, strategies as st
 
 from pymail.store import filename as fn
-from pymail.store.index import remove_files
+from pymail.store.index import ROWS_PER_INSERT, insert_rows, remove_files
 from pymail.store.sync import _order_key, delivery_order
 from tests.store.conftest import msg
 
@@ -40,12 +41,12 @@ def test_bulk_build_matches_the_incremental_path(account):
     account.deliver(msg("first"))
     inbox = account.mailbox("INBOX")            # index with one record: later files one by one
     path = inbox.folder.path
-    _fill(path, 120)
+    _fill(path, 450)    # more than two multi-row INSERTs (index.ROWS_PER_INSERT), and a rest
     inbox.sync()
     incremental = _rows(inbox)
     dates = dict(inbox.index.db.execute("SELECT uid, mtime FROM records"))
     # the first message came with the first (bulk) build, the others one by one with a stat
-    assert len(incremental) == 121 and [u for u, t in dates.items() if t is None] == [1]
+    assert len(incremental) == 451 and [u for u, t in dates.items() if t is None] == [1]
     dates.update(inbox.internal_dates([1]))
     inbox.close()
 
@@ -57,9 +58,24 @@ def test_bulk_build_matches_the_incremental_path(account):
     # only names without S=/W= were looked at, so only they have their date already
     assert len(unread) == sum(1 for r in incremental if ",S=" in r[1])
     assert rebuilt.internal_dates(list(stored)) == dates
-    assert rebuilt.count() == 121
+    assert rebuilt.count() == 451
     assert rebuilt.unseen_count() == sum(1 for r in incremental if not r[5])
     assert rebuilt.size() == sum(r[6] for r in incremental)
+
+
+@given(st.integers(min_value=0, max_value=3 * ROWS_PER_INSERT + 1))
+@settings(max_examples=25, deadline=None)
+def test_multi_row_insert_equals_executemany(count):
+    rows = [(i, f"n{i}", None if i % 3 else i * 0.5, b"\x00" * (i % 4)) for i in range(count)]
+    got, want = sqlite3.connect(":memory:"), sqlite3.connect(":memory:")
+    for db in (got, want):
+        db.execute("CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT, c REAL, d BLOB, e)")
+    insert = "INSERT INTO t (a, b, c, d, e) VALUES (?,?,?,?,7)"
+    insert_rows(got, insert, rows)
+    want.executemany(insert, rows)
+    select = "SELECT * FROM t ORDER BY a"
+    assert got.execute(select).fetchall() == want.execute(select).fetchall()
+    assert len(got.execute(select).fetchall()) == count
 
 
 def test_schema_is_whole_after_a_bulk_build(account):
