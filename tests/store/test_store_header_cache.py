@@ -21,7 +21,7 @@ def test_read_header_equals_split_message_at_every_chunk_boundary(monkeypatch):
             assert cache_mod.read_header(io.BytesIO(raw)) == parse.split_message(raw)[0], raw
 
 
-def test_cache_all_stores_headers_only_and_envelope_completes_the_row(account):
+def test_cache_all_stores_headers_only_and_bodystructure_completes_the_row(account):
     raw = (b"From: A <a@example.org>\r\nSubject: hi\r\nContent-Type: multipart/mixed; "
            b"boundary=XX\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\none\r\n--XX--\r\n")
     account.deliver(msg("plain"))
@@ -33,11 +33,12 @@ def test_cache_all_stores_headers_only_and_envelope_completes_the_row(account):
     assert rows == {1: None, 2: None}                   # no MIME parse was done
     assert box.raw_header(2) == parse.split_message(raw)[0]
     assert box.header_fields(2, ["subject"]) == b"Subject: hi\r\n\r\n"
-    env = box.envelope(2)
-    assert env[1] == b"hi"
+    env = box.envelope(2)                               # from the header-only row
+    assert env[1] == b"hi" and env == parse.envelope(parse.split_message(raw)[0])
+    assert box.index.db.execute("SELECT bodystructure FROM parsed WHERE uid=2").fetchone() == (None,)
     full = cache_mod.parsed_row(raw)
+    assert full[0] is None                              # no ENVELOPE stored
     assert box.bodystructure(2) == parse.from_json(json.loads(full[2]))
-    assert env == parse.from_json(json.loads(full[0]))
     assert box.index.db.execute("SELECT bodystructure IS NOT NULL FROM parsed WHERE uid=2"
                                 ).fetchone()[0] == 1
     assert box.cache_all() == 0
