@@ -2,8 +2,9 @@
 
 IMAP wants exact octets (BODY[1.2], sizes and line counts in BODYSTRUCTURE), which the stdlib
 ``email`` package does not keep, so this module splits a CRLF message into parts itself:
-``parse_message`` → ``Part`` tree; ``envelope``/``bodystructure`` build the response values;
-``section_bytes`` returns what ``BODY[section]`` names.
+``parse_message`` → ``Part`` tree; ``envelope`` builds the ENVELOPE value (addresses also
+serve SEARCH and SORT); ``section_bytes`` returns what ``BODY[section]`` names.  BODYSTRUCTURE
+is the store's (``pymail.store.parse``, kept in the parse cache).
 """
 
 from __future__ import annotations
@@ -335,68 +336,6 @@ def envelope(msg: Part) -> list:
     return [_nstring(h("date")), _nstring(h("subject")), frm, sender, reply_to,
             address_list(h("to")), address_list(h("cc")), address_list(h("bcc")),
             _nstring(h("in-reply-to")), _nstring(h("message-id"))]
-
-
-# --- BODYSTRUCTURE (RFC 3501 §7.4.2) --------------------------------------------------------
-
-def _param_list(params: list[tuple[str, str]]) -> list | None:
-    if not params:
-        return None
-    out: list = []
-    for k, v in params:
-        out += [_enc(k), _enc(v)]
-    return out
-
-
-def _disposition(part: Part) -> list | None:
-    raw = part.header("content-disposition")
-    if raw is None:
-        return None
-    kind, params = parse_params(_text(raw))
-    if not kind:
-        return None
-    return [_enc(kind), _param_list(params)]
-
-
-def _language(part: Part):
-    raw = part.header("content-language")
-    if raw is None:
-        return None
-    langs = [x.strip() for x in _text(raw).split(",") if x.strip()]
-    if len(langs) == 1:
-        return _enc(langs[0])
-    return [_enc(x) for x in langs] or None
-
-
-def _nstr_header(part: Part, name: str):
-    v = part.header(name)
-    return None if v is None else v
-
-
-def bodystructure(part: Part, extended: bool = True) -> list:
-    if part.ctype == "multipart" and part.children:
-        out: list = [bodystructure(c, extended) for c in part.children]
-        out.append(_enc(part.subtype))
-        if extended:
-            out += [_param_list(part.params), _disposition(part), _language(part),
-                    _nstr_header(part, "content-location")]
-        return out
-    ctype, subtype = part.ctype, part.subtype
-    if ctype == "multipart":  # multipart without parts: show it as an empty text part
-        ctype, subtype = "text", "plain"
-    body = part.body_bytes
-    encoding = part.header("content-transfer-encoding")
-    out = [_enc(ctype), _enc(subtype), _param_list(part.params),
-           _nstr_header(part, "content-id"), _nstr_header(part, "content-description"),
-           (encoding.strip() if encoding else b"7bit"), len(body)]
-    if part.message is not None:
-        out += [envelope(part.message), bodystructure(part.message, extended), body.count(b"\n")]
-    elif ctype == "text":
-        out.append(body.count(b"\n"))
-    if extended:
-        out += [_nstr_header(part, "content-md5"), _disposition(part), _language(part),
-                _nstr_header(part, "content-location")]
-    return out
 
 
 # --- BODY[section] (RFC 3501 §6.4.5) --------------------------------------------------------
