@@ -9,11 +9,11 @@ is the store's (``pymail.store.parse``, kept in the parse cache).
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass, field
 
 from pymail.imap.fetchspec import Section
+from pymail.store.parse import parse_addresses
 
 _LINE_END = re.compile(rb"\r?\n")
 _HEADER_END = re.compile(rb"\r\n\r\n")
@@ -154,168 +154,11 @@ def _nstring(value: bytes | None) -> bytes | None:
     return None if value is None else value
 
 
-def _split_addresses(raw: str) -> list:
-    """Top-level split of an address list into items and groups: ('addr', text) / ('group', name,
-    [texts])."""
-    items: list = []
-    buf: list[str] = []
-    group: tuple[str, list[str]] | None = None
-    quoted = angle = False
-    comment = 0
-    i = 0
-    while i < len(raw):
-        c = raw[i]
-        if quoted:
-            buf.append(c)
-            if c == "\\" and i + 1 < len(raw):
-                buf.append(raw[i + 1])
-                i += 1
-            elif c == '"':
-                quoted = False
-        elif comment:
-            if c == "(":
-                comment += 1
-            elif c == ")":
-                comment -= 1
-            buf.append(c)
-        elif c == '"':
-            quoted = True
-            buf.append(c)
-        elif c == "(":
-            comment = 1
-            buf.append(c)
-        elif c == "<":
-            angle = True
-            buf.append(c)
-        elif c == ">":
-            angle = False
-            buf.append(c)
-        elif c == ":" and not angle and group is None:
-            group = ("".join(buf).strip(), [])
-            buf = []
-        elif c == ";" and group is not None and not angle:
-            if "".join(buf).strip():
-                group[1].append("".join(buf))
-            items.append(("group", group[0], group[1]))
-            group, buf = None, []
-        elif c == "," and not angle:
-            text = "".join(buf)
-            if text.strip():
-                (group[1] if group is not None else items).append(text if group is not None else ("addr", text))
-            buf = []
-        else:
-            buf.append(c)
-        i += 1
-    text = "".join(buf)
-    if group is not None:
-        if text.strip():
-            group[1].append(text)
-        items.append(("group", group[0], group[1]))
-    elif text.strip():
-        items.append(("addr", text))
-    return items
-
-
-def _unquote(s: str) -> str:
-    s = s.strip()
-    if len(s) >= 2 and s[0] == '"' and s[-1] == '"':
-        return re.sub(r"\\(.)", r"\1", s[1:-1])
-    return s
-
-
-def _strip_comments(s: str) -> str:
-    out, depth = [], 0
-    for c in s:
-        if c == "(":
-            depth += 1
-        elif c == ")" and depth:
-            depth -= 1
-        elif not depth:
-            out.append(c)
-    return "".join(out)
-
-
-def _comments(s: str) -> list[str]:
-    out, depth, buf = [], 0, []
-    for c in s:
-        if c == "(":
-            if depth:
-                buf.append(c)
-            depth += 1
-        elif c == ")" and depth:
-            depth -= 1
-            if depth:
-                buf.append(c)
-            else:
-                out.append("".join(buf).strip())
-                buf = []
-        elif depth:
-            buf.append(c)
-    return out
-
-
-def _address(text: str) -> list | None:
-    name = None
-    lt = text.find("<")
-    if lt >= 0 and ">" in text[lt:]:
-        name_text = " ".join(_strip_comments(text[:lt]).split())
-        name = _unquote(name_text) if name_text else None
-        spec = text[lt + 1:text.index(">", lt)]
-    else:
-        spec = text
-        # "user@domain (Real Name)": the comment serves as the display name, as Dovecot does
-        comments = [c for c in _comments(text) if c]
-        name = comments[-1] if comments else None
-    spec = re.sub(r"\s*([@.])\s*", r"\1", _strip_comments(spec)).strip()
-    route = None
-    if spec.startswith("@") and ":" in spec:
-        route, spec = spec.split(":", 1)
-    local, at, domain = spec.rpartition("@")
-    if not at:
-        local, domain = spec, ""
-    local = _unquote(local)
-    if not local and not domain:
-        return None
-    return [_enc(name), _enc(route), _enc(local), _enc(domain) if domain else b""]
-
-
-def _enc(s: str | None) -> bytes | None:
-    return None if s is None else s.encode("utf-8", "surrogateescape")
-
-
-_SIMPLE_ADDR = re.compile(rb'\s*(?:([^"<>(),:;@\\\s][^"<>(),:;@\\]*?)\s*<([^<>@\s"(),:;\\]+)@([^<>@\s"(),:;\\]+)>'
-                          rb'|([^<>@\s"(),:;\\]+)@([^<>@\s"(),:;\\]+))\s*\Z')
-
-
 def address_list(value: bytes | None) -> list | None:
-    """An address header as RFC 3501 address structures (the result is shared: do not modify)."""
-    if value is None:
-        return None
-    return _address_list(value)
-
-
-@functools.lru_cache(maxsize=4096)
-def _address_list(value: bytes) -> list | None:
-    m = _SIMPLE_ADDR.match(value)  # fast path: "Name <a@b>" or "a@b"
-    if m:
-        if m.group(2) is not None:
-            return [[m.group(1) or None, None, m.group(2), m.group(3)]]
-        return [[None, None, m.group(4), m.group(5)]]
-    out: list = []
-    for item in _split_addresses(_text(value)):
-        if item[0] == "addr":
-            a = _address(item[1])
-            if a is not None:
-                out.append(a)
-        else:
-            # RFC 3501 §7.4.2: a group is a start marker (NIL NIL name NIL), members, end marker.
-            out.append([None, None, _enc(_unquote(item[1])), None])
-            for member in item[2]:
-                a = _address(member)
-                if a is not None:
-                    out.append(a)
-            out.append([None, None, None, None])
-    return out or None
+    """An address header as RFC 3501 address structures: the store's parser (``pymail.store.
+    parse``, checked against Dovecot's answers), so FETCH ENVELOPE, the ENVELOPE inside a
+    BODYSTRUCTURE, SEARCH and SORT read addresses alike.  The result is shared: do not modify."""
+    return parse_addresses(value)
 
 
 def parse_header(header: bytes) -> Part:

@@ -194,15 +194,56 @@ MISSING_MAILBOX = b"MISSING_MAILBOX"   # Dovecot's placeholders for broken addre
 MISSING_DOMAIN = b"MISSING_DOMAIN"
 
 
+# The usual address forms — "Name Words <local@domain>", "\"Quoted, Name\" <local@domain>",
+# "<local@domain>", "local@domain" — alone or as a comma-separated list, with nothing the
+# tokenizer would treat specially (comments, groups, escapes, runs of spaces in a name): what
+# most headers hold.  ``_parse_addresses`` answers these without the tokenizer.
+_WORD = rb'[^()<>\[\]:;@\\,."\s]+'
+_DOTTED = rb'[^()<>\[\]:;@\\,"\s]+'
+_SIMPLE_ADDRESS = re.compile(
+    rb'(?:(' + _WORD + rb'(?: ' + _WORD + rb')*)|"([^"\\\r\n]*)")?[ \t]*'
+    rb'<(' + _DOTTED + rb')@(' + _DOTTED + rb')>'
+    rb'|(' + _DOTTED + rb')@(' + _DOTTED + rb')')
+
+
+def _simple_addresses(value: bytes) -> list | None:
+    """``parse_addresses_slowly(value)`` when every address has a usual form, else None."""
+    # a comma inside a quoted name would split it: lists only without quotes
+    pieces = value.split(b",") if b'"' not in value else [value]
+    out = []
+    for piece in pieces:
+        m = _SIMPLE_ADDRESS.fullmatch(piece.strip(b" \t\r\n"))
+        if m is None:
+            return None
+        if m[3] is not None:
+            out.append([m[1] or m[2] or None, None, m[3], m[4]])
+        else:
+            out.append([None, None, m[5], m[6]])
+    return out
+
+
 def parse_addresses(value: bytes | None) -> list | None:
     """An address-list header value → RFC 3501 address structures (None if no address).
 
     Broken addresses are filled in the way Dovecot does, so a client sees the same ENVELOPE
     from both servers: a missing local part → ``MISSING_MAILBOX``, a missing domain →
     ``MISSING_DOMAIN``; an address without a display name takes its (last) comment as name.
+    The result of a value seen before is shared (cached): do not modify it.
     """
     if value is None:
         return None
+    return _parse_addresses(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_addresses(value: bytes) -> list | None:
+    # the tokenizer would give the same (test_store_parse.py)
+    simple = _simple_addresses(value)
+    return simple if simple is not None else parse_addresses_slowly(value)
+
+
+def parse_addresses_slowly(value: bytes) -> list | None:
+    """``parse_addresses`` without the shortcut for one simple address."""
     toks = list(_tokens(value))
     out: list = []
     element: list = []
@@ -211,7 +252,7 @@ def parse_addresses(value: bytes | None) -> list | None:
 
     def flush(last: bool) -> None:
         nonlocal after_group_end
-        if element:
+        if _has_words(element):     # comments alone are no address ("g: (foo) ;" is empty)
             out.append(_address(element))
         elif not last and not after_group_end:
             out.append([None, None, MISSING_MAILBOX, MISSING_DOMAIN])
@@ -233,9 +274,9 @@ def parse_addresses(value: bytes | None) -> list | None:
             in_group = True
             continue
         if depth == 0 and kind == "special" and text == b";" and in_group:
-            if element:
+            if _has_words(element):
                 out.append(_address(element))
-                element.clear()
+            element.clear()
             out.append([None, None, None, None])
             in_group = False
             after_group_end = True
@@ -248,6 +289,10 @@ def parse_addresses(value: bytes | None) -> list | None:
     if in_group:
         out.append([None, None, None, None])
     return out or None
+
+
+def _has_words(toks) -> bool:
+    return any(t[0] != "comment" for t in toks)
 
 
 def _join_words(toks) -> bytes:

@@ -147,3 +147,44 @@ def test_header_fields_many_scan_and_lookup_paths_agree(account, monkeypatch):
                                 for u in (1, 3, 5)}
     assert box.header_fields_many([2], ["from"], negate=True) == {
         2: b"Subject: s1\r\nX-N: 1\r\n\r\n"}
+
+
+# -- the shortcut for one simple address equals the tokenizer -------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_PIECES = [b"a", b"Bo", b"x9", b"\xc3\xa9", b"-", b" ", b"  ", b"\t", b".", b"@", b"<", b">",
+           b'"', b"(", b")", b",", b", ", b":", b";", b"\\", b"[", b"]", b"\r\n ", b'""']
+_word = st.text("abcXYZ09-_+\u00e9", min_size=1, max_size=5).map(lambda t: t.encode())
+
+
+@st.composite
+def _simple_looking(draw):
+    """Mostly the shapes the shortcut takes, now and then one piece out of place."""
+    name = b" ".join(draw(st.lists(_word, max_size=3)))
+    local = b".".join(draw(st.lists(_word, min_size=1, max_size=3)))
+    domain = b".".join(draw(st.lists(_word, min_size=1, max_size=3)))
+    shapes = [b"%s <%s@%s>", b"%s<%s@%s>", b'"%s" <%s@%s>', b"<%s@%s>", b"%s@%s"]
+    value = b", ".join(
+        shape % ((name, local, domain) if shape.count(b"%s") == 3 else (local, domain))
+        for shape in draw(st.lists(st.sampled_from(shapes), min_size=1, max_size=3)))
+    if draw(st.booleans()):
+        at = draw(st.integers(0, len(value)))
+        value = value[:at] + draw(st.sampled_from(_PIECES)) + value[at:]
+    return value
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_simple_looking(), st.lists(st.sampled_from(_PIECES), max_size=14).map(b"".join)))
+def test_simple_address_shortcut_equals_the_tokenizer(value):
+    assert parse.parse_addresses(value) == parse.parse_addresses_slowly(value)
+
+
+def test_simple_address_shortcut_takes_the_usual_forms():
+    for value in (b"Mary Smith <mary@x.test>", b"<boss@nil.test>", b"jdoe@example.org",
+                  b" J\xc3\xb6rg M <j.m@mail.example.de>\r\n", b"a@b, C D <c@d>",
+                  b'"Joe Q. Public" <john.q.public@example.com>', b'"Last, First" <l@f.test>'):
+        assert parse._simple_addresses(value) is not None, value
+    for value in (b"a@b (Name)", b"A Group:c@a.test;", b"a@b,, c@d", b"Two  Spaces <a@b>",
+                  b'"a" <a@b>, c@d', b'"Esc\\"aped" <a@b>', b"a@b,"):
+        assert parse._simple_addresses(value) is None, value
