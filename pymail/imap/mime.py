@@ -171,8 +171,14 @@ def envelope_from_header(header: bytes) -> list:
     return envelope(parse_header(header))
 
 
+def envelope_headers(msg: Part):
+    """Header lookup for ENVELOPE: a repeated field's last occurrence wins, as in Dovecot's
+    answer (and the store's ENVELOPE inside a BODYSTRUCTURE)."""
+    return dict(msg.headers).get
+
+
 def envelope(msg: Part) -> list:
-    h = msg.header
+    h = envelope_headers(msg)
     frm = address_list(h("from"))
     sender = address_list(h("sender")) or frm
     reply_to = address_list(h("reply-to")) or frm

@@ -37,6 +37,19 @@ def test_envelope_comment_is_name_and_groups():
     assert serialize.value(env[2]) == b'((NIL NIL "user-from" "domain.org"))'
 
 
+def test_envelope_takes_the_last_of_a_repeated_field(connect, store):
+    # Dovecot answers the last Subject/From (test_parse_cache_matches_dovecot checks the store's
+    # ENVELOPE, the one inside BODYSTRUCTURE, against it); the top-level one must agree
+    raw = (b"Subject: first\r\nFrom: one@a.test\r\nSubject: second\r\nFrom: two@b.test\r\n\r\nb\r\n")
+    deliver(store, raw)
+    c = connect()
+    c.select("INBOX")
+    typ, data = c.fetch("1", "(ENVELOPE)")
+    assert typ == "OK"
+    assert b'"second" ((NIL NIL "two" "b.test"))' in data[0]
+    c.logout()
+
+
 def test_create_with_trailing_separator_and_lsub_parents(connect):
     c = connect()
     assert c.create("Top/")[0] == "OK"

@@ -142,7 +142,7 @@ def envelope_wire(msg: mime.Part, utf8: bool) -> serialize.Raw:
     """``serialize.value(mime.envelope(msg), utf8)``, made directly: a FETCH ENVELOPE of
     10,000 messages spent half its time walking the nested lists in the generic serialiser,
     and address headers repeat (From, To), so each distinct one is serialised once."""
-    h = msg.header
+    h = mime.envelope_headers(msg)
     frm = _addresses_wire(h("from"), utf8)
     sender = _addresses_wire(h("sender"), utf8)
     reply_to = _addresses_wire(h("reply-to"), utf8)
