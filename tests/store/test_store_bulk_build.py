@@ -10,6 +10,7 @@ import sqlite3
 from hypothesis import given, settings, strategies as st
 
 from pymail.store import filename as fn
+from pymail.store import index as index_mod
 from pymail.store.index import ROWS_PER_INSERT, insert_rows, remove_files
 from pymail.store.sync import _order_key, delivery_order
 from tests.store.conftest import msg
@@ -181,3 +182,23 @@ def test_a_scan_of_new_uses_the_partial_index(account):
     low = box.index.db.execute(
         "EXPLAIN QUERY PLAN SELECT MIN(uid) FROM records WHERE subdir='new'").fetchall()
     assert "records_new" in " ".join(str(r) for r in low)
+
+
+def test_a_new_index_file_is_what_create_makes(tmp_path, monkeypatch):
+    made = sqlite3.connect(str(tmp_path / "made.sqlite"), isolation_level=None)
+    index_mod.Index._create(made)
+    index_mod.empty_index_bytes()           # the process's copy exists: no _create below
+
+    def no_create(db):
+        raise AssertionError("a new index should be laid down, not made statement by statement")
+
+    monkeypatch.setattr(index_mod.Index, "_create", staticmethod(no_create))
+    laid = index_mod.Index(str(tmp_path / "box" / index_mod.FILE_NAME))
+    for query in ("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name",
+                  "PRAGMA user_version", "PRAGMA journal_mode", "SELECT * FROM counts"):
+        assert laid.db.execute(query).fetchall() == made.execute(query).fetchall(), query
+    with laid.write() as db:                # a usable index: rows, triggers, counts
+        db.execute("INSERT INTO records (uid, base, subdir, flags, seen, modseq, created, size) "
+                   "VALUES (1, 'b', 'new', '', 0, 5, 5, 10)")
+    assert laid.counts() == (1, 1, 10)
+    laid.close()
