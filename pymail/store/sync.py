@@ -166,6 +166,20 @@ def _same(stored, current, now: int) -> bool:
     return len(stored) == 3 or now < stored[3]
 
 
+def _stamp_part(path: str, now: int, window: int) -> tuple:
+    """(current, to save) stamp part of one file or directory: [mtime ns, size, inode] or
+    "absent"; the saved copy of a part changed within the dirty ``window`` carries the time
+    until which it is trusted."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "absent", "absent"
+    part = [st.st_mtime_ns, st.st_size, st.st_ino]
+    if window and now - st.st_mtime_ns < window:
+        return part, part + [st.st_mtime_ns + window]
+    return part, part
+
+
 def stamps_match(stored, current, now: int | None = None) -> bool:
     if not isinstance(stored, list) or len(stored) != len(current):
         return False
@@ -186,19 +200,22 @@ class IndexSync:
         current, save = [], []
         for path in (os.path.join(self.folder.path, "new"), os.path.join(self.folder.path, "cur"),
                      self.folder.uidlist_path, self.folder.keywords_path):
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                current.append("absent")
-                save.append("absent")
-                continue
-            part = [st.st_mtime_ns, st.st_size, st.st_ino]
+            part, saved = _stamp_part(path, now, window)
             current.append(part)
-            dirty = window and now - st.st_mtime_ns < window
-            save.append(part + [st.st_mtime_ns + window] if dirty else part)
+            save.append(saved)
         if current[1] == "absent":
             raise StoreError(NONEXISTENT, f"mailbox {self.name} no longer exists")
         return current, save
+
+    _uidlist_written = None     # (current, save) stamp part of our own uidlist write
+
+    def _note_own_uidlist_write(self) -> None:
+        """Call holding the uidlist lock, right after writing ``dovecot-uidlist``: the stamp
+        then saved for it is the file as written — nobody can have changed it under the lock,
+        and the index holds what was read under it — instead of the one taken before the
+        scan, which made the next command (SELECT's \\Recent claim) scan again."""
+        window = 0 if fine_grained(os.path.join(self.folder.path, "tmp")) else DIRTY_WINDOW_NS
+        self._uidlist_written = _stamp_part(self.folder.uidlist_path, time.time_ns(), window)
 
     def _list_dir(self) -> dict[str, tuple[str, str | None]]:
         """base → (subdir, info or None).  new/ is listed before cur/, so a file moving from
@@ -241,7 +258,11 @@ class IndexSync:
             if not force and stamps_match(stored, current):
                 return False
             current, save = self._stamp()
+            self._uidlist_written = None
             self._scan(db, None if force else stored, current)
+            if self._uidlist_written is not None:
+                save[2] = self._uidlist_written[1]
+                self._uidlist_written = None
             self.index.set_json("stamp", save, db)
         if self._bulk_view is not None:      # committed: it is the index's state now
             self._install_view(*self._bulk_view)
@@ -297,6 +318,7 @@ class IndexSync:
         if summary is None:
             with self.folder.lock():
                 self.folder.read_or_create_uidlist()
+                self._note_own_uidlist_write()
             summary = ul_mod.read_summary(self.folder.uidlist_path)
         fresh = self._check_uidvalidity(db, summary)
         names = kw.read(self.folder.keywords_path)
@@ -406,6 +428,7 @@ class IndexSync:
                 still = delivery_order(b for b in wanted if b not in found)
                 if still:
                     first = ul_mod.append_new(self.folder.uidlist_path, ul, still, self._fsync)
+                    self._note_own_uidlist_write()
         self.index.set("uidlist_offset", ul.size, db)
         self.index.set("uidlist_ino", ul.ino, db)
         return found, first, still

@@ -117,3 +117,22 @@ def test_coarse_timestamps_follow_dovecots_dirty_rule(account, monkeypatch, list
     box.sync()
     box.sync()
     assert listings == []                                  # and then the stamp is clean
+
+
+def test_a_first_build_saves_the_uidlist_it_wrote_and_still_sees_later_changes(account, listings):
+    # A folder another program filled (no dovecot-uidlist): the first open numbers the files,
+    # writing the uidlist under its lock; the stamp saved is that file as written, so the
+    # next command (SELECT's \Recent claim, a sync) neither writes nor lists again.
+    cur = os.path.join(account.root, "cur")
+    for i in range(3):
+        with open(os.path.join(cur, f"{1_600_000_000 + i}.M{i}P1.other:2,S"), "wb") as f:
+            f.write(msg(str(i)))
+    os.unlink(os.path.join(account.root, "dovecot-uidlist"))
+    box = account.mailbox("INBOX")
+    assert [r.uid for r in box.records()] == [1, 2, 3]
+    writes = box.index._writes
+    listings.clear()
+    assert box.claim_recent() == [] and box.sync() == ([], [], [])
+    assert box.index._writes == writes and listings == []
+    account.deliver(msg("later"))                          # another process, say
+    assert box.sync().added == [4]
