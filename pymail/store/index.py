@@ -27,8 +27,15 @@ import threading
 import time
 import weakref
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 FILE_NAME = "pymail-index.sqlite"
+
+# A records view as one process had it at (generation, modseq), for another process's first
+# look (snapshot.py): its columns packed as arrays.
+_SNAPSHOT_TABLE = """CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY CHECK (id = 1),
+    generation TEXT NOT NULL, modseq INTEGER NOT NULL, count INTEGER NOT NULL,
+    uids BLOB NOT NULL, modseqs BLOB NOT NULL, sizes BLOB NOT NULL, dates BLOB NOT NULL,
+    flag_texts TEXT NOT NULL, flag_index BLOB NOT NULL, guids TEXT NOT NULL);"""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
@@ -68,14 +75,16 @@ CREATE TRIGGER IF NOT EXISTS records_del AFTER DELETE ON records BEGIN
 CREATE TRIGGER IF NOT EXISTS records_upd AFTER UPDATE OF seen, size ON records BEGIN
     UPDATE counts SET unseen = unseen - (OLD.seen = 0) + (NEW.seen = 0),
         bytes = bytes - OLD.size + NEW.size WHERE id = 1; END;
-"""
+""" + _SNAPSHOT_TABLE + "\n"
 
 
 # Schema versions whose rows stay valid, and the statements that bring them up to date;
 # any other old version is dropped and rebuilt from the maildir (UIDs kept: dovecot-uidlist).
 _MIGRATIONS = {
     5: ("DROP INDEX IF EXISTS records_subdir",
-        "CREATE INDEX IF NOT EXISTS records_new ON records(uid) WHERE subdir = 'new'"),
+        "CREATE INDEX IF NOT EXISTS records_new ON records(uid) WHERE subdir = 'new'",
+        _SNAPSHOT_TABLE),
+    6: (_SNAPSHOT_TABLE,),
 }
 
 _BULK_DEFERRED = (("TRIGGER", "records_ins"), ("INDEX", "records_base"),
@@ -285,6 +294,7 @@ class Index:
         db.execute("DELETE FROM records")
         db.execute("DELETE FROM expunged")
         db.execute("DELETE FROM parsed")
+        db.execute("DELETE FROM snapshot")
         db.execute("DELETE FROM meta")
         db.execute("UPDATE counts SET messages = 0, unseen = 0, bytes = 0")
 
@@ -378,6 +388,38 @@ def _immediate(db: sqlite3.Connection):
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+@contextlib.contextmanager
+def existing_index(path: str):
+    """A connection to the index at ``path`` if the file exists (None otherwise: a mailbox
+    deleted meanwhile must not get a new file), closed afterwards."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=WRITE_WAIT,
+                             isolation_level=None, check_same_thread=False)
+    except sqlite3.OperationalError:
+        yield None
+        return
+    try:
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
+        yield db
+    finally:
+        db.close()
+
+
+@contextlib.contextmanager
+def write_transaction(path: str, db: sqlite3.Connection):
+    """``Index.write()`` for a connection of its own: queued behind this process's writers of
+    ``path``, then BEGIN IMMEDIATE."""
+    lock = _writer_lock_for(path)
+    if not lock.acquire(timeout=WRITE_WAIT):
+        raise sqlite3.OperationalError("database is locked (writer queue)")
+    try:
+        with _immediate(db):
+            yield db
+    finally:
+        lock.release()
 
 
 _empty_file: bytes | None = None

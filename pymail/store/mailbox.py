@@ -9,21 +9,26 @@ import bisect
 import contextlib
 import json
 import operator
+import logging
 import os
+import sqlite3
 import threading
 
 from pymail.store import filename as fn
 from pymail.store import keywords as kw
+from pymail.store import snapshot
 from pymail.store import uidlist as ul_mod
 from pymail.store.cache import ParseCache
 from pymail.store.errors import BADNAME, EXPUNGED, StoreError
 from pymail.store.folder import Folder
-from pymail.store.index import SCAN_THRESHOLD, Index, flag_columns, select_in
-from pymail.store.walkeeper import keep_open
+from pymail.store.index import (SCAN_THRESHOLD, Index, existing_index, flag_columns, select_in,
+                                write_transaction)
+from pymail.store.walkeeper import add_background_task, keep_open
 from pymail.store.sync import IndexSync, gc_paused
 from pymail.store.types import Change, MessageRecord, SyncResult, with_date
 from pymail.store.uidl import expand_uidl
 
+log = logging.getLogger(__name__)
 SHARED_VIEWS = 32   # mailboxes whose records() view is kept per process for new sessions
 _shared_lock = threading.Lock()
 _shared: dict[str, tuple] = {}   # index path → (generation, modseq, {uid: record}, [records])
@@ -77,6 +82,39 @@ def _name_time(base: str) -> float:
     """The delivery time a maildir base name starts with ("<sec>.…"), else 0."""
     sec = base.partition(".")[0]
     return float(sec) if sec.isascii() and sec.isdigit() else 0.0
+
+
+_snapshot_looked: dict[str, tuple] = {}   # index path → (generation, modseq) last considered
+
+
+def save_view_snapshots() -> list[str]:
+    """Save this process's records views of big mailboxes into their indexes where the saved
+    one is missing or stale (``snapshot.wanted``), for other processes' first look.  Run by
+    the WAL keeper's thread once a second, never inside a command.  → the paths saved."""
+    with _shared_lock:
+        views = [(path, view[0], view[1], view[3]) for path, view in _shared.items()
+                 if len(view[3]) >= snapshot.MIN_MESSAGES]
+    if len(_snapshot_looked) > 4 * SHARED_VIEWS:
+        _snapshot_looked.clear()
+    saved = []
+    for path, generation, modseq, ordered in views:
+        if _snapshot_looked.get(path) == (generation, modseq):
+            continue
+        _snapshot_looked[path] = (generation, modseq)
+        try:
+            with existing_index(path) as db:
+                if db is None or not snapshot.wanted(db, generation, modseq, len(ordered)):
+                    continue
+                columns = snapshot.pack(list(ordered))    # a copy: dates are patched in place
+                with write_transaction(path, db):
+                    if snapshot.save(db, generation, modseq, columns):
+                        saved.append(path)
+        except (sqlite3.Error, OSError, TypeError, ValueError, OverflowError) as exc:
+            log.debug("snapshot of %s not saved: %s", path, exc)
+    return saved
+
+
+add_background_task(save_view_snapshots)
 
 
 def _shared_view(path: str):
@@ -202,11 +240,17 @@ class Mailbox(IndexSync, ParseCache):
                 if shared is not None and shared[0] == generation and shared[1] <= highest:
                     _, self._records_modseq, self._records, self._records_list = shared
                 else:
-                    rows = db.execute(_RECORD_SELECT + " ORDER BY uid").fetchall()
-                    self._records_list = self._make_records(rows)
+                    # another process's view saved in the index (changes since: below), else
+                    # every row
+                    saved = snapshot.load(db, generation, highest, self._flagset)
+                    if saved is not None:
+                        self._records_modseq, self._records_list = saved
+                    else:
+                        rows = db.execute(_RECORD_SELECT + " ORDER BY uid").fetchall()
+                        self._records_list = self._make_records(rows)
+                        self._records_modseq = highest
                     self._records = dict(zip(map(_uid_of, self._records_list),
                                              self._records_list))
-                    self._records_modseq = highest
                 self._records_generation = generation
             if highest != self._records_modseq:
                 rows = db.execute(_RECORD_SELECT + " WHERE modseq > ?",

@@ -19,6 +19,9 @@ runs (up to seconds for a big parse-cache fill) leaves them for this thread to
 close.  It runs at normal priority: a niced thread was tried (warm commands after a cold pass
 measured a little faster), but a thread the kernel rarely schedules can be preempted while it
 holds the GIL, and then every thread of the process waits for it.
+
+The same thread runs other work no command should wait for (``add_background_task``): the
+records-view snapshots of mailbox.py.
 """
 
 from __future__ import annotations
@@ -135,10 +138,22 @@ def _start_checkpointer() -> None:
     _thread.start()
 
 
+_tasks: list = []     # more work for this thread's tick (add_background_task)
+
+
+def add_background_task(task) -> None:
+    """Run ``task()`` on this thread after each checkpoint look (the records-view snapshots of
+    mailbox.py: work no command should wait for)."""
+    if task not in _tasks:
+        _tasks.append(task)
+
+
 def _run() -> None:
     stop = threading.Event()
     while not stop.wait(CHECKPOINT_EVERY):
-        try:
-            checkpoint_large_wals()
-        except Exception:   # never let the thread die: the automatic threshold is the backstop
-            log.exception("background WAL checkpoint failed")
+        for task in [checkpoint_large_wals, *_tasks]:
+            # never let the thread die: for checkpoints the automatic threshold is the backstop
+            try:
+                task()
+            except Exception:
+                log.exception("background task %s failed", task)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sqlite3
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from pymail.store import filename as fn
@@ -151,25 +152,29 @@ def test_size_fields_fast_path_agrees(parts):
     assert fn.size_fields(base) == fn.scan_size_fields(base)
 
 
-def test_a_version5_index_is_migrated_not_rebuilt(account):
-    """Schema 5 → 6 swaps the subdir index for a partial one over new/: the cached rows, their
-    modseqs and the parse cache stay (a rebuild would restart every modseq)."""
+@pytest.mark.parametrize("version", [5, 6])
+def test_an_older_index_is_migrated_not_rebuilt(account, version):
+    """Schema 5 → 6 swapped the subdir index for a partial one over new/, 6 → 7 added the
+    records-view snapshot: the cached rows, their modseqs and the parse cache stay (a rebuild
+    would restart every modseq)."""
     for n in range(3):
         account.deliver(msg(f"m{n}"))
     box = account.mailbox("INBOX")
     box.store_flags([1], ["\\Seen"], "add")
     path, before = box.index.path, _rows(box)
     modseqs = box.index.db.execute("SELECT uid, modseq FROM records ORDER BY uid").fetchall()
-    with box.index.write() as db:          # make it look as schema 5 left it
-        db.execute("DROP INDEX records_new")
-        db.execute("CREATE INDEX records_subdir ON records(subdir)")
-        db.execute("PRAGMA user_version=5")
+    with box.index.write() as db:          # make it look as that schema left it
+        db.execute("DROP TABLE snapshot")
+        if version == 5:
+            db.execute("DROP INDEX records_new")
+            db.execute("CREATE INDEX records_subdir ON records(subdir)")
+        db.execute(f"PRAGMA user_version={version}")
     box.close()
     again = account.mailbox("INBOX")
     assert again.index.path == path
     names = {r[0] for r in again.index.db.execute("SELECT name FROM sqlite_master")}
-    assert "records_new" in names and "records_subdir" not in names
-    assert again.index.db.execute("PRAGMA user_version").fetchone()[0] == 6
+    assert {"records_new", "snapshot"} <= names and "records_subdir" not in names
+    assert again.index.db.execute("PRAGMA user_version").fetchone()[0] == index_mod.SCHEMA_VERSION
     assert _rows(again) == before
     assert again.index.db.execute("SELECT uid, modseq FROM records ORDER BY uid").fetchall() == modseqs
 
