@@ -110,7 +110,9 @@ class Server:
         if self.ctx.queue is not None and hasattr(self.ctx.queue, "start"):
             self.ctx.queue.start()
         # Before the first connection is served (they wait in the listen backlog meanwhile):
-        # run a second later, its full collection could fall into a first client's command.
+        # the store's one-time work, and the freeze — run a second later, its full collection
+        # could fall into a first client's command.
+        self.ctx.store.prepare()
         freeze_startup_objects()
         print(self.ready_message, flush=True)
 

@@ -26,7 +26,8 @@ from pymail.store.dotlock import DotLock
 from pymail.store.errors import (ALREADYEXISTS, BADNAME, NONEXISTENT, NOPERM, StoreError)
 from pymail.store.folder import Folder
 from pymail.store.index import FILE_NAME as INDEX_FILE
-from pymail.store.index import Index
+from pymail.store.index import Index, empty_index_bytes
+from pymail.store.sync import fine_grained
 from pymail.store.cache import parsed_row
 from pymail.store.mailbox import Mailbox, normalize_flags
 from pymail.store.quota import Quota
@@ -63,6 +64,15 @@ class Store:
     def account(self, address: str, quota_bytes: int | None = None,
                 quota_messages: int | None = None) -> "Account":
         return Account(self, address, quota_bytes, quota_messages)
+
+    def prepare(self) -> None:
+        """Once per process, before serving: the work a first mailbox open would otherwise
+        do inside a client's command — the empty index file new indexes are copied from, and
+        the probe of the mail filesystem's timestamps (``sync.fine_grained``)."""
+        empty_index_bytes()
+        for root in (self.mail_root, self.index_root):
+            if root is not None and os.path.isdir(root):
+                fine_grained(root)
 
 
 class Account:

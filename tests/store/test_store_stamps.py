@@ -136,3 +136,17 @@ def test_a_first_build_saves_the_uidlist_it_wrote_and_still_sees_later_changes(a
     assert box.index._writes == writes and listings == []
     account.deliver(msg("later"))                          # another process, say
     assert box.sync().added == [4]
+
+
+def test_prepare_does_the_first_opens_one_time_work_before_serving(tmp_path, monkeypatch):
+    from pymail.store import Store
+    from pymail.store import index as index_mod
+
+    monkeypatch.setattr(index_mod, "_empty_file", None)
+    monkeypatch.setattr(sync_mod, "_fine_by_dev", {})
+    monkeypatch.setattr(sync_mod, "_fine_by_path", {})
+    (tmp_path / "mail").mkdir()
+    Store(tmp_path / "mail", tmp_path / "no-index-root-yet").prepare()
+    assert index_mod._empty_file is not None
+    assert os.stat(tmp_path / "mail").st_dev in sync_mod._fine_by_dev
+    assert os.listdir(tmp_path / "mail") == []              # the probe left nothing behind
