@@ -25,6 +25,7 @@ import sqlite3
 import tempfile
 import threading
 import time
+import urllib.parse
 import weakref
 
 SCHEMA_VERSION = 7
@@ -394,9 +395,9 @@ def _immediate(db: sqlite3.Connection):
 def existing_index(path: str):
     """A connection to the index at ``path`` if the file exists (None otherwise: a mailbox
     deleted meanwhile must not get a new file), closed afterwards."""
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=WRITE_WAIT,
-                             isolation_level=None, check_same_thread=False)
+    try:     # a URI, for mode=rw; quoted: a mailbox path may hold "?", "#" or "%"
+        db = sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=rw", uri=True,
+                             timeout=WRITE_WAIT, isolation_level=None, check_same_thread=False)
     except sqlite3.OperationalError:
         yield None
         return

@@ -140,3 +140,16 @@ def test_the_wal_keepers_thread_saves_snapshots(account, small_snapshots):
         time.sleep(0.05)
     assert box.index.db.execute("SELECT count(*) FROM snapshot").fetchone()[0] == 1
     box.close()
+
+
+@pytest.mark.parametrize("odd", ["q?x=1", "h#sh", "pct%41", "sp ace"])
+def test_an_existing_index_is_found_whatever_its_path_holds(tmp_path, odd):
+    from pymail.store.index import Index, existing_index
+
+    path = str(tmp_path / odd / "pymail-index.sqlite")
+    Index(path).close()
+    with existing_index(path) as db:
+        assert db is not None and db.execute("PRAGMA user_version").fetchone()[0] > 0
+    with existing_index(str(tmp_path / odd / "missing.sqlite")) as db:
+        assert db is None
+    assert sorted(p.name for p in (tmp_path / odd).iterdir()) == ["pymail-index.sqlite"]
