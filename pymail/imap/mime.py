@@ -49,8 +49,10 @@ class Part:
         return self.data[self.body_start:self.end]
 
     def header(self, name: str) -> bytes | None:
+        """The field's value; a repeated field's last occurrence wins, as in Dovecot and the
+        store's BODYSTRUCTURE, so BODY[section] numbers parts as BODYSTRUCTURE shows them."""
         name = name.lower()
-        for n, v in self.headers:
+        for n, v in reversed(self.headers):
             if n == name:
                 return v
         return None

@@ -50,6 +50,23 @@ def test_envelope_takes_the_last_of_a_repeated_field(connect, store):
     c.logout()
 
 
+def test_body_sections_follow_the_bodystructure_of_a_repeated_content_type(connect, store):
+    # two Content-Type fields: the last one counts, for BODYSTRUCTURE (the store's parser) and
+    # for the parts BODY[n] names alike
+    raw = (b"Subject: two types\r\nContent-Type: text/plain\r\n"
+           b"Content-Type: multipart/mixed; boundary=X\r\n\r\n--X\r\nContent-Type: text/plain\r\n\r\n"
+           b"first\r\n--X\r\nContent-Type: text/html\r\n\r\n<b>second</b>\r\n--X--\r\n")
+    deliver(store, raw)
+    c = connect()
+    c.select("INBOX")
+    typ, data = c.fetch("1", "(BODYSTRUCTURE BODY.PEEK[1] BODY.PEEK[2])")
+    assert typ == "OK"
+    text = b"".join(x if isinstance(x, bytes) else b"".join(x) for x in data)
+    assert b'"mixed" ("boundary" "X")' in text
+    assert b"BODY[1] {5}first" in text and b"BODY[2] {13}<b>second</b>" in text   # imaplib's join
+    c.logout()
+
+
 def test_create_with_trailing_separator_and_lsub_parents(connect):
     c = connect()
     assert c.create("Top/")[0] == "OK"
