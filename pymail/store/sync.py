@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import itertools
+import logging
 import os
 import re
 import threading
@@ -49,6 +50,8 @@ from pymail.store import uidlist as ul_mod
 from pymail.store.errors import NONEXISTENT, StoreError
 from pymail.store.index import flag_columns, select_in
 from pymail.store.types import MessageRecord
+
+log = logging.getLogger(__name__)
 
 DIRTY_WINDOW_NS = 1_000_000_000
 FLOOR_STEP = 1_000_000
@@ -93,6 +96,7 @@ def delivery_order(bases) -> list[str]:
     return out
 
 
+_unreadable_names: set = set()    # (folder, subdir, name) already logged as not UTF-8
 _grain_lock = threading.Lock()
 _fine_by_dev: dict[int, bool] = {}
 _fine_by_path: dict[str, bool] = {}   # folder → its device's answer (saves a stat per sync)
@@ -226,7 +230,7 @@ class IndexSync:
                 names = os.listdir(os.path.join(self.folder.path, sub))
             except FileNotFoundError:
                 continue
-            for name in names:
+            for name in self._utf8_only(sub, names):
                 if name[0] == ".":
                     continue
                 base, sep, info = name.partition(fn.INFO_SEP)
@@ -291,8 +295,32 @@ class IndexSync:
             except FileNotFoundError:
                 continue
             prefix = sub + "/"
-            out.update(prefix + n for n in names if n[:1] != ".")
+            out.update(prefix + n for n in self._utf8_only(sub, names) if n[:1] != ".")
         return out
+
+    def _utf8_only(self, sub: str, names: list[str]) -> list[str]:
+        """``names`` without those that are not UTF-8 (``_utf8_name``); one check of the whole
+        listing in the usual all-ASCII case."""
+        if "".join(names).isascii():
+            return names
+        return [n for n in names if n.isascii() or self._utf8_name(sub, n)]
+
+    def _utf8_name(self, sub: str, name: str) -> bool:
+        """False for a file name that is not UTF-8 (``os.listdir`` gives it with surrogates,
+        which SQLite's text cannot hold): such a file is left alone, not shown, and logged
+        once per process, instead of making the whole folder fail to open."""
+        try:
+            name.encode("utf-8")
+            return True
+        except UnicodeEncodeError:
+            key = (self.folder.path, sub, name)
+            if key not in _unreadable_names:
+                if len(_unreadable_names) > 10_000:
+                    _unreadable_names.clear()
+                _unreadable_names.add(key)
+                log.warning("%s/%s: file name %r is not UTF-8; the message is not shown",
+                            self.folder.path, sub, name.encode("utf-8", "surrogateescape"))
+            return False
 
     @staticmethod
     def _indexed(db, dirs) -> set[str]:

@@ -150,3 +150,23 @@ def test_prepare_does_the_first_opens_one_time_work_before_serving(tmp_path, mon
     assert index_mod._empty_file is not None
     assert os.stat(tmp_path / "mail").st_dev in sync_mod._fine_by_dev
     assert os.listdir(tmp_path / "mail") == []              # the probe left nothing behind
+
+
+def test_a_file_name_that_is_not_utf8_is_left_alone_not_fatal(account, caplog):
+    # os.listdir gives such a name with surrogates, which SQLite text cannot hold: the folder
+    # failed to open at all (first build and later scans alike)
+    account.deliver(msg("fine"))
+    cur = os.path.join(account.root, "cur").encode()
+    odd = os.path.join(cur, b"1600000000.M1P1.h\xff,S=10,W=10:2,S")
+    with open(odd, "wb") as f:
+        f.write(msg("odd"))
+    box = account.mailbox("INBOX")                         # scan of a changed folder
+    assert [r.uid for r in box.records()] == [1]
+    box.close()
+    os.unlink(os.path.join(account.root, "pymail-index.sqlite"))
+    fresh = account.mailbox("INBOX")                       # first build
+    assert [r.uid for r in fresh.records()] == [1] and fresh.sync() == ([], [], [])
+    account.deliver(msg("later"))
+    assert fresh.sync().added == [2]                       # no UID spent on the odd file
+    assert os.path.exists(odd)                             # never touched
+    assert "is not UTF-8" in caplog.text
