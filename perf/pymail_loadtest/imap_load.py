@@ -63,6 +63,14 @@ class ImapLoad:
     first_uidnext: dict = field(default_factory=dict)
 
 
+def fetches_of(untagged, uid: int) -> list:
+    """The untagged FETCH responses about ``uid``: "UID 31" is not "UID 310" (a substring test
+    could take another client's flag update for the STORE's own answer, and report a false
+    "reply shows \\Flagged=..." mismatch)."""
+    about = re.compile(rf"\bUID {uid}(?!\d)", re.IGNORECASE)
+    return [r for r in untagged if " FETCH " in r.text.upper() and about.search(r.text)]
+
+
 class OwnedModel(MailboxModel):
     """The mailbox model plus the checks on messages this client owns."""
 
@@ -237,7 +245,7 @@ class ImapUser:
         self.model.flagged.pop(uid, None)  # not checked until the server answered
         result = await self.client.command(f"UID STORE {uid} {'+' if want else '-'}FLAGS (\\Flagged)")
         self.model.flagged[uid] = want
-        seen = [r for r in result.untagged if " FETCH " in r.text.upper() and f"UID {uid}" in r.text.upper()]
+        seen = fetches_of(result.untagged, uid)
         if seen and self.model.seq_of(uid) is not None:
             has = "\\FLAGGED" in {f.upper() for f in self.model.flags.get(uid, ())}
             if has != want:

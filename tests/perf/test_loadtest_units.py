@@ -10,7 +10,7 @@ import pytest
 from pymail_loadtest.common import (Bounds, LoadError, ProtocolMismatch, SizeDistribution, check_loopback,
                                     load_users, make_message, parse_size, raise_fd_limit)
 from pymail_loadtest.imap_client import MailboxModel
-from pymail_loadtest.imap_load import OwnedModel, first_uidnext, parse_mix
+from pymail_loadtest.imap_load import OwnedModel, fetches_of, first_uidnext, parse_mix
 from pymail_loadtest.maildir_data import make_maildir
 from pymail_loadtest.smtp_client import dot_stuff
 from pymail_loadtest.stats import Recorder, format_table, percentile
@@ -128,6 +128,16 @@ def test_clients_of_a_user_share_one_ownership_baseline():
     b.first_uidnext = first_uidnext(shared, "u@x", 202)     # B's SELECT, after A's APPEND
     assert a.owns(201) and not b.owns(201) and b.owns(199)
     assert first_uidnext(shared, "v@x", 0) == 1             # another user, an empty mailbox
+
+
+def test_a_store_reply_is_found_by_its_whole_uid():
+    from types import SimpleNamespace as Line
+
+    untagged = [Line(text="* 9 FETCH (UID 310 FLAGS (\\Flagged))"), Line(text="* 3 EXISTS"),
+                Line(text="* 2 FETCH (FLAGS () UID 31)")]
+    assert [r.text for r in fetches_of(untagged, 31)] == ["* 2 FETCH (FLAGS () UID 31)"]
+    assert [r.text for r in fetches_of(untagged, 310)] == ["* 9 FETCH (UID 310 FLAGS (\\Flagged))"]
+    assert fetches_of(untagged[:2], 31) == [] and fetches_of(untagged, 3) == []
 
 
 def test_mix_parsing():
