@@ -110,9 +110,7 @@ class Server:
         if self.ctx.queue is not None and hasattr(self.ctx.queue, "start"):
             self.ctx.queue.start()
         # Before the first connection is served (they wait in the listen backlog meanwhile):
-        # the store's one-time work, and the freeze — run a second later, its full collection
-        # could fall into a first client's command.
-        self.ctx.store.prepare()
+        # run a second later, its full collection could fall into a first client's command.
         freeze_startup_objects()
         print(self.ready_message, flush=True)
 
@@ -160,6 +158,9 @@ class Server:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        # The store's one-time work (SQLite, fsyncs, a filesystem probe), here before the
+        # reactor runs rather than on its thread, and before any client's first command.
+        self.ctx.store.prepare()
         reactor.callWhenRunning(self.start)
         reactor.run(installSignalHandlers=False)
 

@@ -131,10 +131,14 @@ class Index:
     cache and schema once it has read a small index, ~55 KiB even after
     ``PRAGMA shrink_memory``), and the next command reopens it (~0.1 ms)."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, create: bool = True):
+        """``create=False``: only an index file that exists (``sqlite3.OperationalError``
+        otherwise), for work that must not give a deleted mailbox a new file."""
         self.path = path
+        self._create_missing = create
         self._writer_lock = _writer_lock_for(path)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if create:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
         self._db: sqlite3.Connection | None = self._open()
 
     @property
@@ -164,9 +168,13 @@ class Index:
     def _open(self) -> sqlite3.Connection:
         self._opens += 1
         for attempt in range(2):
-            if not os.path.exists(self.path):
-                _lay_down_empty(self.path)
-            db = sqlite3.connect(self.path, timeout=60, isolation_level=None,
+            if not self._create_missing:    # a URI for mode=rw, quoted: a path may hold "?#%"
+                target, uri = f"file:{urllib.parse.quote(self.path)}?mode=rw", True
+            else:
+                if not os.path.exists(self.path):
+                    _lay_down_empty(self.path)
+                target, uri = self.path, False
+            db = sqlite3.connect(target, uri=uri, timeout=60, isolation_level=None,
                                  check_same_thread=False)
             try:
                 db.execute("PRAGMA synchronous=NORMAL")
@@ -393,34 +401,16 @@ def _immediate(db: sqlite3.Connection):
 
 @contextlib.contextmanager
 def existing_index(path: str):
-    """A connection to the index at ``path`` if the file exists (None otherwise: a mailbox
-    deleted meanwhile must not get a new file), closed afterwards."""
-    try:     # a URI, for mode=rw; quoted: a mailbox path may hold "?", "#" or "%"
-        db = sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=rw", uri=True,
-                             timeout=WRITE_WAIT, isolation_level=None, check_same_thread=False)
+    """``Index(path, create=False)`` if the file exists, else None; closed afterwards."""
+    try:
+        index = Index(path, create=False)
     except sqlite3.OperationalError:
         yield None
         return
     try:
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
-        yield db
+        yield index
     finally:
-        db.close()
-
-
-@contextlib.contextmanager
-def write_transaction(path: str, db: sqlite3.Connection):
-    """``Index.write()`` for a connection of its own: queued behind this process's writers of
-    ``path``, then BEGIN IMMEDIATE."""
-    lock = _writer_lock_for(path)
-    if not lock.acquire(timeout=WRITE_WAIT):
-        raise sqlite3.OperationalError("database is locked (writer queue)")
-    try:
-        with _immediate(db):
-            yield db
-    finally:
-        lock.release()
+        index.close()
 
 
 _empty_file: bytes | None = None

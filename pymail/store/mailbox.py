@@ -21,8 +21,7 @@ from pymail.store import uidlist as ul_mod
 from pymail.store.cache import ParseCache
 from pymail.store.errors import BADNAME, EXPUNGED, StoreError
 from pymail.store.folder import Folder
-from pymail.store.index import (SCAN_THRESHOLD, Index, existing_index, flag_columns, select_in,
-                                write_transaction)
+from pymail.store.index import SCAN_THRESHOLD, Index, existing_index, flag_columns, select_in
 from pymail.store.walkeeper import add_background_task, keep_open
 from pymail.store.sync import IndexSync, gc_paused
 from pymail.store.types import Change, MessageRecord, SyncResult, with_date
@@ -102,11 +101,12 @@ def save_view_snapshots() -> list[str]:
             continue
         _snapshot_looked[path] = (generation, modseq)
         try:
-            with existing_index(path) as db:
-                if db is None or not snapshot.wanted(db, generation, modseq, len(ordered)):
+            with existing_index(path) as index:
+                if index is None or not snapshot.wanted(index.db, generation, modseq,
+                                                        len(ordered)):
                     continue
                 columns = snapshot.pack(list(ordered))    # a copy: dates are patched in place
-                with write_transaction(path, db):
+                with index.write() as db:
                     if snapshot.save(db, generation, modseq, columns):
                         saved.append(path)
         except (sqlite3.Error, OSError, TypeError, ValueError, OverflowError) as exc:

@@ -243,7 +243,7 @@ def _parse_addresses(value: bytes) -> list | None:
 
 
 def parse_addresses_slowly(value: bytes) -> list | None:
-    """``parse_addresses`` without the shortcut for one simple address."""
+    """``parse_addresses`` without the shortcut for the usual forms (the tokenizer)."""
     toks = list(_tokens(value))
     out: list = []
     element: list = []

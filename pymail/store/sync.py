@@ -199,8 +199,7 @@ class IndexSync:
         """(current stamp, stamp to save).  Parts: new/, cur/, dovecot-uidlist,
         dovecot-keywords as [mtime ns, size, inode] or "absent"; in the saved copy a part
         changed within the dirty window carries the time until which it is trusted."""
-        now = time.time_ns()
-        window = 0 if fine_grained(os.path.join(self.folder.path, "tmp")) else DIRTY_WINDOW_NS
+        now, window = time.time_ns(), self._dirty_window()
         current, save = [], []
         for path in (os.path.join(self.folder.path, "new"), os.path.join(self.folder.path, "cur"),
                      self.folder.uidlist_path, self.folder.keywords_path):
@@ -218,8 +217,12 @@ class IndexSync:
         then saved for it is the file as written — nobody can have changed it under the lock,
         and the index holds what was read under it — instead of the one taken before the
         scan, which made the next command (SELECT's \\Recent claim) scan again."""
-        window = 0 if fine_grained(os.path.join(self.folder.path, "tmp")) else DIRTY_WINDOW_NS
-        self._uidlist_written = _stamp_part(self.folder.uidlist_path, time.time_ns(), window)
+        self._uidlist_written = _stamp_part(self.folder.uidlist_path, time.time_ns(),
+                                            self._dirty_window())
+
+    def _dirty_window(self) -> int:
+        """How long a fresh stamp part is not trusted: 0 on a fine-grained filesystem."""
+        return 0 if fine_grained(os.path.join(self.folder.path, "tmp")) else DIRTY_WINDOW_NS
 
     def _list_dir(self) -> dict[str, tuple[str, str | None]]:
         """base → (subdir, info or None).  new/ is listed before cur/, so a file moving from

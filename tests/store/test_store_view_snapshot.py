@@ -148,8 +148,8 @@ def test_an_existing_index_is_found_whatever_its_path_holds(tmp_path, odd):
 
     path = str(tmp_path / odd / "pymail-index.sqlite")
     Index(path).close()
-    with existing_index(path) as db:
-        assert db is not None and db.execute("PRAGMA user_version").fetchone()[0] > 0
+    with existing_index(path) as index:
+        assert index is not None and index.db.execute("PRAGMA user_version").fetchone()[0] > 0
     with existing_index(str(tmp_path / odd / "missing.sqlite")) as db:
         assert db is None
     assert sorted(p.name for p in (tmp_path / odd).iterdir()) == ["pymail-index.sqlite"]
