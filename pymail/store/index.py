@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import logging
 import os
 import sqlite3
 import tempfile
@@ -27,6 +28,8 @@ import threading
 import time
 import urllib.parse
 import weakref
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 7
 FILE_NAME = "pymail-index.sqlite"
@@ -90,6 +93,14 @@ _MIGRATIONS = {
 
 _BULK_DEFERRED = (("TRIGGER", "records_ins"), ("INDEX", "records_base"),
                   ("INDEX", "records_modseq"), ("INDEX", "records_new"))
+# Made after a big first build has committed, by a thread of its own (``_finish_later``): the
+# answer to a first SELECT does not wait for them.  Until then the file's user_version is
+# PENDING_VERSION; an opener that finds it and is not the process making them makes them
+# (``_create``: a build whose process died before).  Queries are the same without them, only
+# lookups by base name or modseq scan the table.
+_LATER_INDEXES = ("records_base", "records_modseq")
+PENDING_VERSION = SCHEMA_VERSION + 1000
+DEFER_INDEXES_FROM = 2000   # rows: below this the two indexes take under half a millisecond
 BULK_CACHE_KIB = -65536   # page cache of a bulk load (negative: KiB, as PRAGMA cache_size)
 WRITE_WAIT = 60.0   # seconds, as the connection's busy timeout
 AUTOCHECKPOINT_PAGES = 16384   # 64 MiB of WAL before a commit checkpoints by itself
@@ -180,7 +191,9 @@ class Index:
                 db.execute("PRAGMA synchronous=NORMAL")
                 # a backstop: the kept connection's thread checkpoints long before (walkeeper)
                 db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
-                if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                if version != SCHEMA_VERSION and not (version == PENDING_VERSION
+                                                      and self.path in _finishing):
                     self._create(db)
                 return db
             except sqlite3.OperationalError:
@@ -205,6 +218,9 @@ class Index:
         with _immediate(db):
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version == SCHEMA_VERSION:
+                return
+            if version == PENDING_VERSION:
+                _make_later_indexes(db)
                 return
             if version in _MIGRATIONS:      # a change that keeps the cached rows
                 for statement in _MIGRATIONS[version]:
@@ -275,8 +291,11 @@ class Index:
         ``write()``; ``insert`` ends in one row's ``(?, ...)``, see ``insert_rows``):
         the counting trigger and the secondary indexes are dropped for the load and made
         again after it — SQLite builds an index from the finished table in one sorted pass,
-        much faster than row by row — and the counts are set from one scan.  DDL is part of
-        the transaction: a failure leaves the schema as it was."""
+        much faster than row by row — and the counts are set from one scan.  From
+        ``DEFER_INDEXES_FROM`` rows on, the indexes by base name and modseq are made after the
+        commit, by a thread of their own (``_LATER_INDEXES``).  DDL is part of the
+        transaction: a failure leaves the schema as it was."""
+        later = sum(len(rows) for _, rows in loads) >= DEFER_INDEXES_FROM
         cache = db.execute("PRAGMA cache_size").fetchone()[0]
         # Room for the whole load and for sorting the index keys without spilling to temp
         # files: a third off a 100,000-row build.  Given back afterwards.
@@ -287,8 +306,12 @@ class Index:
             for insert, rows in loads:
                 insert_rows(db, insert, rows)
             for statement in _statements(_SCHEMA):
-                if any(f" {name} " in statement for _, name in _BULK_DEFERRED):
+                if any(f" {name} " in statement for _, name in _BULK_DEFERRED
+                       if not (later and name in _LATER_INDEXES)):
                     db.execute(statement)
+            if later:
+                db.execute(f"PRAGMA user_version={PENDING_VERSION}")
+                _finish_later(self.path)    # waits for this transaction (the writer lock)
             db.execute("UPDATE counts SET (messages, unseen, bytes) = (SELECT count(*), "
                        "coalesce(sum(seen = 0), 0), coalesce(sum(size), 0) FROM records) "
                        "WHERE id = 1")
@@ -397,6 +420,75 @@ def _immediate(db: sqlite3.Connection):
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+_finishing: dict[str, threading.Thread] = {}   # index path → thread making its later indexes
+_finishing_lock = threading.Lock()
+os.register_at_fork(after_in_child=_finishing.clear)    # threads do not cross fork()
+
+
+def _make_later_indexes(db: sqlite3.Connection) -> None:
+    """Inside a write transaction on a PENDING_VERSION file: make ``_LATER_INDEXES`` and mark
+    the file current.  Rows written meanwhile by a process that had no unique index on base
+    names cannot have two UIDs for one name (``dovecot-uidlist`` gives each name one UID); if
+    some did, the lowest UID is kept, as ``INSERT OR IGNORE`` would have."""
+    cache = db.execute("PRAGMA cache_size").fetchone()[0]
+    db.execute(f"PRAGMA cache_size={BULK_CACHE_KIB}")
+    try:
+        statements = [s for s in _statements(_SCHEMA)
+                      if any(f" {name} " in s for name in _LATER_INDEXES)]
+        try:
+            for statement in statements:
+                db.execute(statement)
+        except sqlite3.IntegrityError:
+            db.execute("DELETE FROM records WHERE uid NOT IN "
+                       "(SELECT MIN(uid) FROM records GROUP BY base)")
+            for statement in statements:
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    finally:
+        db.execute(f"PRAGMA cache_size={cache}")
+
+
+def _finish_later(path: str) -> None:
+    """Make ``path``'s later indexes on a thread of their own; it starts writing once the
+    caller's write transaction has ended (it queues on the same writer lock).  SQLite builds
+    an index without holding the GIL, so on a second core this overlaps the caller's answer."""
+    with _finishing_lock:
+        if path in _finishing:
+            return
+        thread = _finishing[path] = threading.Thread(
+            target=_finish, args=(path,), name="pymail-index-finish", daemon=True)
+    thread.start()
+
+
+def _finish(path: str) -> None:
+    try:
+        with existing_index(path) as index:
+            if index is not None:
+                with index.write() as db:
+                    if db.execute("PRAGMA user_version").fetchone()[0] == PENDING_VERSION:
+                        _make_later_indexes(db)
+    except (sqlite3.Error, OSError) as exc:     # the next opener of the file makes them
+        log.warning("%s: indexes not made after the first build: %s", path, exc)
+    finally:
+        with _finishing_lock:
+            _finishing.pop(path, None)
+
+
+def wait_for_later_indexes(timeout: float = 10.0) -> bool:
+    """Wait until this process's threads making later indexes are done (tests, shutdown).
+    True if none is left."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with _finishing_lock:
+            threads = list(_finishing.values())
+        if not threads:
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        threads[0].join(left)
 
 
 @contextlib.contextmanager

@@ -207,3 +207,83 @@ def test_a_new_index_file_is_what_create_makes(tmp_path, monkeypatch):
                    "VALUES (1, 'b', 'new', '', 0, 5, 5, 10)")
     assert laid.counts() == (1, 1, 10)
     laid.close()
+
+
+def _index_names(db) -> set:
+    return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+
+
+def test_a_big_first_build_makes_two_indexes_after_its_commit(account, monkeypatch):
+    """From DEFER_INDEXES_FROM rows, the indexes by base name and modseq are made by a thread
+    after the build commits; the file is marked PENDING_VERSION until then."""
+    monkeypatch.setattr(index_mod, "DEFER_INDEXES_FROM", 20)
+    inbox = account.mailbox("INBOX")
+    path = inbox.folder.path
+    inbox.close()
+    _fill(path, 30)
+    started = []
+    real = index_mod._finish_later
+    monkeypatch.setattr(index_mod, "_finish_later", lambda p: (started.append(p), real(p)))
+    box = account.mailbox("INBOX")
+    assert started == [box.index.path] and box.count() == 30
+    assert index_mod.wait_for_later_indexes(10)
+    assert {"records_base", "records_modseq", "records_new"} <= _index_names(box.index.db)
+    assert box.index.db.execute("PRAGMA user_version").fetchone()[0] == index_mod.SCHEMA_VERSION
+    # the unique index holds: a second row for a base name is refused
+    row = box.index.db.execute("SELECT uid, base FROM records LIMIT 1").fetchone()
+    with pytest.raises(sqlite3.IntegrityError):
+        with box.index.write() as db:
+            db.execute("INSERT INTO records (uid, base, subdir, flags, seen, modseq, created, "
+                       "size) VALUES (?, ?, 'cur', '', 0, 1, 1, 1)", (row[0] + 10_000, row[1]))
+    # and the counting trigger is back: a delivery moves the count
+    account.deliver(msg("late"))
+    box.sync()
+    assert box.count() == 31
+
+
+def _left_pending(box, duplicate: bool = False) -> str:
+    """Make ``box``'s index look as a build whose process died before the later indexes."""
+    with box.index.write() as db:
+        for name in index_mod._LATER_INDEXES:
+            db.execute(f"DROP INDEX {name}")
+        if duplicate:
+            uid, base = db.execute("SELECT uid, base FROM records ORDER BY uid LIMIT 1").fetchone()
+            db.execute("INSERT INTO records (uid, base, subdir, flags, seen, modseq, created, "
+                       "size) VALUES (?, ?, 'cur', '', 0, 1, 1, 1)", (uid + 10_000, base))
+        db.execute(f"PRAGMA user_version={index_mod.PENDING_VERSION}")
+    path = box.index.path
+    box.close()
+    return path
+
+
+@pytest.mark.parametrize("duplicate", [False, True])
+def test_the_next_opener_makes_indexes_a_dead_process_left_out(account, duplicate):
+    for n in range(3):
+        account.deliver(msg(f"m{n}"))
+    box = account.mailbox("INBOX")
+    uids = [r[0] for r in box.index.db.execute("SELECT uid FROM records ORDER BY uid")]
+    path = _left_pending(box, duplicate)
+    again = index_mod.Index(path)
+    assert {"records_base", "records_modseq"} <= _index_names(again.db)
+    assert again.db.execute("PRAGMA user_version").fetchone()[0] == index_mod.SCHEMA_VERSION
+    # a second UID for one base name cannot come from dovecot-uidlist; the lowest is kept
+    assert [r[0] for r in again.db.execute("SELECT uid FROM records ORDER BY uid")] == uids
+    again.close()
+
+
+def test_an_opener_leaves_indexes_to_the_thread_making_them(account, monkeypatch):
+    for n in range(3):
+        account.deliver(msg(f"m{n}"))
+    path = _left_pending(account.mailbox("INBOX"))
+    monkeypatch.setitem(index_mod._finishing, path, None)
+    other = index_mod.Index(path)
+    assert other.db.execute("PRAGMA user_version").fetchone()[0] == index_mod.PENDING_VERSION
+    assert not {"records_base", "records_modseq"} & _index_names(other.db)
+    other.close()
+    monkeypatch.delitem(index_mod._finishing, path)
+    index_mod._finish_later(path)
+    assert index_mod.wait_for_later_indexes(10)
+    done = index_mod.Index(path)
+    assert done.db.execute("PRAGMA user_version").fetchone()[0] == index_mod.SCHEMA_VERSION
+    assert {"records_base", "records_modseq"} <= _index_names(done.db)
+    done.close()
