@@ -17,6 +17,7 @@ counts), ``records`` (one row per message), ``expunged`` (uid, modseq: the expun
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import itertools
 import json
@@ -477,8 +478,9 @@ def _finish(path: str) -> None:
 
 
 def wait_for_later_indexes(timeout: float = 10.0) -> bool:
-    """Wait until this process's threads making later indexes are done (tests, shutdown).
-    True if none is left."""
+    """Wait until this process's threads making later indexes are done (a process exiting
+    normally does, for at most 30 s: ``pymail index rebuild`` leaves whole files).  True if
+    none is left."""
     deadline = time.monotonic() + timeout
     while True:
         with _finishing_lock:
@@ -489,6 +491,9 @@ def wait_for_later_indexes(timeout: float = 10.0) -> bool:
         if left <= 0:
             return False
         threads[0].join(left)
+
+
+atexit.register(wait_for_later_indexes, 30.0)
 
 
 @contextlib.contextmanager

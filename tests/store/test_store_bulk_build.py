@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -287,3 +289,27 @@ def test_an_opener_leaves_indexes_to_the_thread_making_them(account, monkeypatch
     assert done.db.execute("PRAGMA user_version").fetchone()[0] == index_mod.SCHEMA_VERSION
     assert {"records_base", "records_modseq"} <= _index_names(done.db)
     done.close()
+
+
+def test_a_process_exiting_right_after_a_first_build_leaves_a_whole_index(account):
+    """The thread making the later indexes is waited for at exit (``pymail index rebuild``)."""
+    inbox = account.mailbox("INBOX")
+    path, index_path = inbox.folder.path, inbox.index.path
+    inbox.close()
+    _fill(path, 30)
+    os.unlink(index_path)
+    code = ("import sys, time; from pymail.store import Store, index\n"
+            "index.DEFER_INDEXES_FROM = 20\n"
+            "make = index._make_later_indexes\n"
+            "index._make_later_indexes = lambda db: (time.sleep(0.5), make(db))\n"
+            "box = Store(sys.argv[1], fsync=False).account(sys.argv[2]).mailbox('INBOX')\n"
+            "print(box.count(), len(index._finishing))")
+    out = subprocess.run([sys.executable, "-c", code, str(account.store.mail_root), account.address],
+                         capture_output=True, text=True, timeout=60,
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["30", "1"]       # exited while the thread was still due
+    db = sqlite3.connect(index_path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == index_mod.SCHEMA_VERSION
+    assert {"records_base", "records_modseq"} <= _index_names(db)
+    db.close()
