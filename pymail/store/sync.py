@@ -38,6 +38,7 @@ import contextlib
 import gc
 import itertools
 import logging
+import operator
 import os
 import re
 import threading
@@ -52,6 +53,7 @@ from pymail.store.index import flag_columns, select_in
 from pymail.store.types import MessageRecord
 
 log = logging.getLogger(__name__)
+_first, _second, _third = (operator.itemgetter(i) for i in range(3))
 
 DIRTY_WINDOW_NS = 1_000_000_000
 FLOOR_STEP = 1_000_000
@@ -491,6 +493,55 @@ class IndexSync:
         records view is made here too (``_bulk_view``), so the SELECT need not read the rows
         back."""
         known, first, still = self._uidlist_entries(db, found)
+        usual = None if known else self._usual_rows(found, names, still, first, modseq)
+        if usual is not None:
+            plain, view = usual
+            rows = []
+        else:
+            plain, rows, view = self._bulk_rows(found, names, known, still, first, modseq)
+        # Most rows have no date, GUID or UIDL yet: binding three NULLs less per row saves a
+        # third of the insert.
+        stamp = f"{int(modseq)},{int(modseq)}"
+        loads = [("INSERT INTO records (uid, base, subdir, info, flags, seen, size, vsize, "
+                  f"modseq, created) VALUES (?,?,?,?,?,?,?,?,{stamp})", plain),
+                 ("INSERT INTO records (uid, base, subdir, info, flags, seen, size, vsize, "
+                  f"mtime, guid, pop3, modseq, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,{stamp})",
+                  rows)]
+        self.index.bulk_insert(db, loads)
+        if known:
+            view.sort()                     # the uidlist's own order is not promised
+        generation = self.index.get("generation", None, db)
+        self._bulk_view = (generation, modseq, view)
+
+    def _flag_memo(self, infos, names: dict) -> dict:
+        """info letters → (flags text, seen, shared flag set), for each distinct ``infos``."""
+        memo = {}
+        for info in infos:
+            text, seen = flag_columns(fn.flags_from_info(info or "", names))
+            memo[info] = (text, seen, self._flagset(text))
+        return memo
+
+    def _usual_rows(self, found: dict, names: dict, still: list, first: int, modseq: int):
+        """The usual first build — no uidlist record, every name with ``S=``/``W=`` — in
+        columns, by map/zip in C: → (rows, records view), or None for ``_bulk_rows``."""
+        sizes = fn.usual_size_fields(still)
+        if sizes is None:
+            return None
+        places = list(map(found.__getitem__, still))
+        infos = list(map(_second, places))
+        flags = list(map(self._flag_memo(set(infos), names).__getitem__, infos))
+        uids = range(first, first + len(still))
+        rows = list(zip(uids, still, map(_first, places), infos, map(_first, flags),
+                        map(_second, flags), *sizes))
+        view = list(map(tuple.__new__, itertools.repeat(MessageRecord),
+                        zip(uids, map(_third, flags), itertools.repeat(modseq), sizes[1],
+                            itertools.repeat(None), still)))
+        return rows, view
+
+    def _bulk_rows(self, found: dict, names: dict, known: dict, still: list, first: int,
+                   modseq: int) -> tuple[list, list, list]:
+        """Rows and records view of a first build, one message at a time: → (rows without
+        date, GUID or UIDL; rows with them; view)."""
         flag_memo: dict = {}        # info letters → (flags text, seen, flag set)
         plain, rows, view = [], [], []
         record, size_fields = tuple.__new__, fn.size_fields
@@ -524,19 +575,7 @@ class IndexSync:
                 rows.append((uid, base, subdir, info, flags[0], flags[1], size, vsize, mtime,
                              guid, pop3))
             view.append(record(MessageRecord, (uid, flags[2], modseq, vsize, mtime, guid or base)))
-        # Most rows have no date, GUID or UIDL yet: binding three NULLs less per row saves a
-        # third of the insert.
-        stamp = f"{int(modseq)},{int(modseq)}"
-        loads = [("INSERT INTO records (uid, base, subdir, info, flags, seen, size, vsize, "
-                  f"modseq, created) VALUES (?,?,?,?,?,?,?,?,{stamp})", plain),
-                 ("INSERT INTO records (uid, base, subdir, info, flags, seen, size, vsize, "
-                  f"mtime, guid, pop3, modseq, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,{stamp})",
-                  rows)]
-        self.index.bulk_insert(db, loads)
-        if known:
-            view.sort()                     # the uidlist's own order is not promised
-        generation = self.index.get("generation", None, db)
-        self._bulk_view = (generation, modseq, view)
+        return plain, rows, view
 
     def _check_uidvalidity(self, db, ul) -> bool:
         """Reset the index when it is new or the UIDVALIDITY changed.  True if reset."""

@@ -5,6 +5,7 @@ date read on first use."""
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -313,3 +314,63 @@ def test_a_process_exiting_right_after_a_first_build_leaves_a_whole_index(accoun
     assert db.execute("PRAGMA user_version").fetchone()[0] == index_mod.SCHEMA_VERSION
     assert {"records_base", "records_modseq"} <= _index_names(db)
     db.close()
+
+
+def _fill_sized(account, count: int) -> None:
+    """Files every one of which has S= and W= in its name, not listed in delivery order."""
+    account.ensure()
+    inbox = account.mailbox("INBOX")
+    path = inbox.folder.path
+    inbox.close()
+    for n in range(count):
+        data = msg(f"m{n}")
+        when = 1_600_000_000 + (n * 7919) % 300
+        vsize = len(data) + data.count(b"\n")
+        name = (f"{when}.M{n * 37 % 1000}P{n}.other,S={len(data)},W={vsize}"
+                f":2,{FLAG_LETTERS[n % len(FLAG_LETTERS)]}")
+        with open(os.path.join(path, "new" if n % 11 == 0 else "cur", name), "wb") as f:
+            f.write(data)
+
+
+def test_a_first_build_from_names_alone_by_columns_or_one_by_one(store, monkeypatch):
+    """No dovecot-uidlist and every name with S=/W=: the rows and records view are made in
+    columns (``_usual_rows``), the same as message by message (``_bulk_rows``) and as the
+    rows read back."""
+    from pymail.store import mailbox as mailbox_mod
+    from pymail.store import sync as sync_mod
+    columns, single = store.account("cols@example.org"), store.account("single@example.org")
+    _fill_sized(columns, 260)
+    _fill_sized(single, 260)
+    used = []
+    real = sync_mod.IndexSync._usual_rows
+    monkeypatch.setattr(sync_mod.IndexSync, "_usual_rows",
+                        lambda *a: used.append(real(*a)) or used[-1])
+    by_columns = columns.mailbox("INBOX")
+    made = by_columns.records()
+    assert used and used[0] is not None
+    monkeypatch.setattr(fn, "usual_size_fields", lambda bases: None)
+    one_by_one = single.mailbox("INBOX")
+    assert used[1] is None
+    rows = _rows(by_columns)
+    assert [r[0] for r in rows] == list(range(1, 261))
+    assert [r[1] for r in rows] == delivery_order([r[1] for r in rows])
+    assert rows == _rows(one_by_one)
+    assert [r._replace(modseq=0) for r in made] == [
+        r._replace(modseq=0) for r in one_by_one.records()]
+    assert (by_columns.count(), by_columns.unseen_count(), by_columns.size()) == (
+        one_by_one.count(), one_by_one.unseen_count(), one_by_one.size())
+    by_columns.close()
+    mailbox_mod._shared.clear()
+    assert columns.mailbox("INBOX").records() == made     # as read back from the rows
+
+
+@given(st.lists(st.lists(st.sampled_from(["1", "7", ",S=", ",W=", "x", ",", "\n", ":"]),
+                         max_size=8).map("".join), max_size=6))
+@settings(max_examples=300, deadline=None)
+def test_usual_size_fields_agrees_with_size_fields(tails):
+    bases = ["1600000000.M1P1.host" + tail for tail in tails]
+    got = fn.usual_size_fields(bases)
+    usual = all(re.fullmatch(r".*,S=[0-9]+,W=[0-9]+", b) for b in bases)   # "." is not "\n"
+    assert (got is not None) == usual
+    if got is not None:
+        assert list(zip(*got)) == [fn.size_fields(b) for b in bases]
