@@ -181,9 +181,15 @@ class Folder:
                 os.rename(tmp.path, dest)
                 entries.append(ul_mod.Entry(next_uid, tmp.base))
                 next_uid += 1
+            # The records go in right after the renames, and both are made durable after: a
+            # session listing new/ in between found files without records, read the whole
+            # uidlist, waited for this lock and read it again (one IMAP-mix profile: 4 % of a
+            # worker's Python time).  Durable before we return either way.
+            ul_mod.append_records(self.uidlist_path, summary, entries, fsync=False)
             for d in dirs:
                 self._fsync_dir(os.path.join(self.path, d))
-            ul_mod.append_records(self.uidlist_path, summary, entries, self.fsync)
+            if self.fsync:
+                ul_mod.sync_data(self.uidlist_path)
             return [e.uid for e in entries], summary.uidvalidity
 
     def _upgrade_uidlist(self) -> None:

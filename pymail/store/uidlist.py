@@ -235,6 +235,15 @@ def append_records(path: str, summary: Summary, new_entries: list[Entry],
     _append_at(path, summary.complete_size, _lines(new_entries), fsync)
 
 
+def sync_data(path: str) -> None:
+    """fdatasync ``path`` (records appended with ``fsync=False``)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
+
 def _lines(entries: list[Entry]) -> bytes:
     return "".join([e.line() for e in entries]).encode("utf-8", "surrogateescape")
 

@@ -494,3 +494,34 @@ def test_store_hands_its_records_to_the_next_session_of_the_process(account):
     fresh = account.mailbox("INBOX")
     flags = {r.uid: r.flags for r in fresh.records()}
     assert flags == {1: {"\\Flagged"}, 2: {"\\Flagged"}, 3: {"\\Flagged"}, 4: {"\\Answered"}}
+
+
+def test_a_delivery_writes_its_uidlist_record_before_the_slow_fsyncs(tmp_path, monkeypatch):
+    """A session that lists new/ while a delivery commits must find the record of the new file
+    (else it reads the whole uidlist twice and waits for the lock); both the directory and the
+    uidlist are made durable before the delivery returns."""
+    from pymail.store import Store, folder as folder_mod, uidlist as ul_mod
+    account = Store(tmp_path / "mail", fsync=True).account("dur@example.org")
+    account.ensure()
+    events = []
+    real_dir, real_sync = folder_mod.Folder._fsync_dir, ul_mod.sync_data
+
+    def fsync_dir(self, path):
+        with open(self.uidlist_path) as f:
+            records = [line.split(" :", 1)[1].strip() for line in f.readlines()[1:]]
+        in_dir = sorted(n for n in os.listdir(path) if not n.startswith("."))
+        events.append(("dir", in_dir, records))
+        real_dir(self, path)
+
+    def sync_data(path):
+        events.append(("uidlist",))
+        real_sync(path)
+
+    monkeypatch.setattr(folder_mod.Folder, "_fsync_dir", fsync_dir)
+    monkeypatch.setattr(ul_mod, "sync_data", sync_data)
+    result = account.deliver(msg("one"))
+    dir_events = [e for e in events if e[0] == "dir"]
+    assert dir_events and events[-1] == ("uidlist",)
+    _, files, records = dir_events[-1]
+    assert len(files) == 1 and files[0] in records       # the record was there already
+    assert result.uid == 1
