@@ -16,7 +16,7 @@ import shutil
 import time
 from dataclasses import dataclass
 
-from pymail.store.atomic import replace_file
+from pymail.store.atomic import replace_file, sync_path
 from pymail.store import filename as fn
 from pymail.store import keywords as kw
 from pymail.store import uidlist as ul_mod
@@ -198,13 +198,8 @@ class Folder:
         ul_mod.write(self.uidlist_path, ul, self.fsync)
 
     def _fsync_dir(self, path: str) -> None:
-        if not self.fsync:
-            return
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        if self.fsync:
+            sync_path(path)
 
 
 def _chunks(source):

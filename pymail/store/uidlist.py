@@ -25,6 +25,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 
+from pymail.store.atomic import sync_path
 from pymail.store.errors import CORRUPT, StoreError
 
 NAME = "dovecot-uidlist"
@@ -237,11 +238,7 @@ def append_records(path: str, summary: Summary, new_entries: list[Entry],
 
 def sync_data(path: str) -> None:
     """fdatasync ``path`` (records appended with ``fsync=False``)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fdatasync(fd)
-    finally:
-        os.close(fd)
+    sync_path(path, data_only=True)
 
 
 def _lines(entries: list[Entry]) -> bytes:

@@ -37,6 +37,16 @@ def _fill(box_path: str, count: int, first: int = 0) -> None:
         os.utime(path, (when, when))
 
 
+def _filled(account, count: int) -> str:
+    """``account``'s INBOX, its index made while empty, then ``count`` files put in as by
+    another program (``_fill``); → the folder's path."""
+    inbox = account.mailbox("INBOX")
+    path = inbox.folder.path
+    inbox.close()
+    _fill(path, count)
+    return path
+
+
 def _rows(box) -> list:
     return box.index.db.execute("SELECT uid, base, subdir, info, flags, seen, size, vsize, guid, "
                                 "pop3 FROM records ORDER BY uid").fetchall()
@@ -84,10 +94,7 @@ def test_multi_row_insert_equals_executemany(count):
 
 
 def test_schema_is_whole_after_a_bulk_build(account):
-    inbox = account.mailbox("INBOX")
-    path = inbox.folder.path
-    inbox.close()
-    _fill(path, 30)
+    _filled(account, 30)
     box = account.mailbox("INBOX")
     names = {r[0] for r in box.index.db.execute("SELECT name FROM sqlite_master")}
     assert {"records_ins", "records_base", "records_modseq", "records_new"} <= names
@@ -113,10 +120,7 @@ def test_schema_is_whole_after_a_bulk_build(account):
 
 
 def test_first_open_does_not_stat_named_sizes(account, monkeypatch):
-    inbox = account.mailbox("INBOX")
-    path = inbox.folder.path
-    inbox.close()
-    _fill(path, 40)
+    path = _filled(account, 40)
     looked_at = []
     real_stat = os.stat
 
@@ -220,10 +224,7 @@ def test_a_big_first_build_makes_two_indexes_after_its_commit(account, monkeypat
     """From DEFER_INDEXES_FROM rows, the indexes by base name and modseq are made by a thread
     after the build commits; the file is marked PENDING_VERSION until then."""
     monkeypatch.setattr(index_mod, "DEFER_INDEXES_FROM", 20)
-    inbox = account.mailbox("INBOX")
-    path = inbox.folder.path
-    inbox.close()
-    _fill(path, 30)
+    _filled(account, 30)
     started = []
     real = index_mod._finish_later
     monkeypatch.setattr(index_mod, "_finish_later", lambda p: (started.append(p), real(p)))
