@@ -347,6 +347,15 @@ def select_in(db: sqlite3.Connection, sql: str, values) -> list:
     return rows
 
 
+def execute_in(db: sqlite3.Connection, sql: str, params: tuple, values) -> None:
+    """Run ``sql`` — whose ``{marks}`` stands for an IN list after ``params`` — over
+    ``values``, ``IN_CHUNK`` at a time."""
+    values = list(values)
+    for i in range(0, len(values), IN_CHUNK):
+        chunk = values[i:i + IN_CHUNK]
+        db.execute(sql.format(marks=",".join("?" * len(chunk))), (*params, *chunk))
+
+
 ROWS_PER_INSERT = 200   # rows per multi-row INSERT: a quarter off executemany's time per row
 
 

@@ -525,3 +525,31 @@ def test_a_delivery_writes_its_uidlist_record_before_the_slow_fsyncs(tmp_path, m
     _, files, records = dir_events[-1]
     assert len(files) == 1 and files[0] in records       # the record was there already
     assert result.uid == 1
+
+
+def test_store_finds_a_file_another_program_moved_meanwhile(account, monkeypatch):
+    """Between reading the rows and renaming, one file was moved to cur/ by another program and
+    one removed: the first is found by listing the folder (once) and renamed from where it is,
+    the second is skipped."""
+    for i in range(3):
+        account.deliver(msg(f"m{i}"))
+    box = account.mailbox("INBOX")
+    new = os.path.join(box.folder.path, "new")
+    cur = os.path.join(box.folder.path, "cur")
+    names = {r[0]: r[1] for r in box.index.db.execute("SELECT uid, base FROM records")}
+    real_rows = box._rows_for
+    listings = []
+    real_list = box._list_dir
+
+    def rows_then_race(db, uids):
+        rows = real_rows(db, uids)
+        os.rename(os.path.join(new, names[1]), os.path.join(cur, names[1] + ":2,S"))
+        os.unlink(os.path.join(new, names[2]))
+        return rows
+
+    monkeypatch.setattr(box, "_rows_for", rows_then_race)
+    monkeypatch.setattr(box, "_list_dir", lambda: listings.append(1) or real_list())
+    updated, failed = box.store_flags([1, 2, 3], ["\\Flagged"], "add")
+    assert [r.uid for r in updated] == [1, 3] and failed == [] and listings == [1]
+    assert sorted(os.listdir(cur)) == sorted(names[u] + ":2,F" for u in (1, 3))
+    assert os.listdir(new) == []
