@@ -189,7 +189,7 @@ class Folder:
             for d in dirs:
                 self._fsync_dir(os.path.join(self.path, d))
             if self.fsync:
-                ul_mod.sync_data(self.uidlist_path)
+                sync_path(self.uidlist_path, data_only=True)
             return [e.uid for e in entries], summary.uidvalidity
 
     def _upgrade_uidlist(self) -> None:

@@ -306,10 +306,9 @@ class Index:
                 db.execute(f"DROP {kind} IF EXISTS {name}")
             for insert, rows in loads:
                 insert_rows(db, insert, rows)
-            for statement in _statements(_SCHEMA):
-                if any(f" {name} " in statement for _, name in _BULK_DEFERRED
-                       if not (later and name in _LATER_INDEXES)):
-                    db.execute(statement)
+            for statement in _statements_making(
+                    name for _, name in _BULK_DEFERRED if not (later and name in _LATER_INDEXES)):
+                db.execute(statement)
             if later:
                 db.execute(f"PRAGMA user_version={PENDING_VERSION}")
                 _finish_later(self.path)    # waits for this transaction (the writer lock)
@@ -392,6 +391,12 @@ def _statements(script: str) -> list[str]:
     return out
 
 
+def _statements_making(names) -> list[str]:
+    """The statements of ``_SCHEMA`` that make the triggers or indexes called ``names``."""
+    names = tuple(names)
+    return [s for s in _statements(_SCHEMA) if any(f" {name} " in s for name in names)]
+
+
 def _retry_while_busy(db: sqlite3.Connection, statement: str, wait: float = WRITE_WAIT) -> None:
     """Run ``statement``, again every 0.5–5 ms while SQLite answers "locked"/"busy", for at
     most ``wait`` seconds."""
@@ -445,8 +450,7 @@ def _make_later_indexes(db: sqlite3.Connection) -> None:
     cache = db.execute("PRAGMA cache_size").fetchone()[0]
     db.execute(f"PRAGMA cache_size={BULK_CACHE_KIB}")
     try:
-        statements = [s for s in _statements(_SCHEMA)
-                      if any(f" {name} " in s for name in _LATER_INDEXES)]
+        statements = _statements_making(_LATER_INDEXES)
         try:
             for statement in statements:
                 db.execute(statement)

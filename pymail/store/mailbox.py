@@ -623,7 +623,7 @@ class Mailbox(IndexSync, ParseCache):
             # (flags text, info) → (old set, unchanged?, new set, new text, new info, seen,
             # \\Seen changed?): worked out once per combination, not per message
             outcome: dict[tuple, tuple] = {}
-            record, sep = tuple.__new__, fn.INFO_SEP
+            record = tuple.__new__
             with self.own_changes(db), self._dir_fds() as fds:
                 moved_away = _Relister(self, fds)
                 for uid, base, subdir, info, flag_text, rec_modseq, vsize, mtime, guid in rows:
@@ -639,9 +639,9 @@ class Mailbox(IndexSync, ParseCache):
                         updated.append(record(MessageRecord,
                                               (uid, old, rec_modseq, vsize, mtime, guid)))
                         continue
-                    dst_name = f"{base}{sep}{new_info}"
+                    dst_name = fn.full_name(base, new_info)
                     try:
-                        os.rename(base if info is None else f"{base}{sep}{info}", dst_name,
+                        os.rename(self._fname(base, info), dst_name,
                                   src_dir_fd=fds[subdir], dst_dir_fd=fds["cur"])
                     except (FileNotFoundError, KeyError):
                         subdir = moved_away.rename(base, dst_name)

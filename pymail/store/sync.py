@@ -513,14 +513,6 @@ class IndexSync:
         generation = self.index.get("generation", None, db)
         self._bulk_view = (generation, modseq, view)
 
-    def _flag_memo(self, infos, names: dict) -> dict:
-        """info letters → (flags text, seen, shared flag set), for each distinct ``infos``."""
-        memo = {}
-        for info in infos:
-            text, seen = flag_columns(fn.flags_from_info(info or "", names))
-            memo[info] = (text, seen, self._flagset(text))
-        return memo
-
     def _usual_rows(self, found: dict, names: dict, still: list, first: int, modseq: int):
         """The usual first build — no uidlist record, every name with ``S=``/``W=`` — in
         columns, by map/zip in C: → (rows, records view), or None for ``_bulk_rows``."""
@@ -529,7 +521,7 @@ class IndexSync:
             return None
         places = list(map(found.__getitem__, still))
         infos = list(map(_second, places))
-        flags = list(map(self._flag_memo(set(infos), names).__getitem__, infos))
+        flags = list(map(_FlagMemo(names, self._flagset).__getitem__, infos))
         uids = range(first, first + len(still))
         rows = list(zip(uids, still, map(_first, places), infos, map(_first, flags),
                         map(_second, flags), *sizes))
@@ -542,16 +534,13 @@ class IndexSync:
                    modseq: int) -> tuple[list, list, list]:
         """Rows and records view of a first build, one message at a time: → (rows without
         date, GUID or UIDL; rows with them; view)."""
-        flag_memo: dict = {}        # info letters → (flags text, seen, flag set)
+        flag_memo = _FlagMemo(names, self._flagset)
         plain, rows, view = [], [], []
         record, size_fields = tuple.__new__, fn.size_fields
         # in UID order: the files the uidlist knows (Entry), then the ones just numbered (int)
         for base, entry in itertools.chain(known.items(), zip(still, itertools.count(first))):
             subdir, info = found[base]
-            flags = flag_memo.get(info)
-            if flags is None:
-                text, seen = flag_columns(fn.flags_from_info(info or "", names))
-                flags = flag_memo[info] = (text, seen, self._flagset(text))
+            flags = flag_memo[info]
             if type(entry) is int:          # the usual cold case: a name and nothing else
                 uid, entry = entry, None
                 size, vsize = size_fields(base)
@@ -620,6 +609,21 @@ class IndexSync:
     def _write_floor(self, uidvalidity: int, floor: int) -> None:
         path = os.path.join(self.folder.path, MODSEQ_FILE)
         replace_file(path, b"%d %d\n" % (uidvalidity, floor), self._fsync)
+
+
+class _FlagMemo(dict):
+    """info letters → (flags text, seen, shared flag set) of a first build: each distinct
+    info worked out once, on first lookup (``__missing__``, so ``map(memo.__getitem__, …)``
+    fills it too)."""
+
+    def __init__(self, keyword_names: dict, flagset):
+        super().__init__()
+        self._names, self._flagset = keyword_names, flagset
+
+    def __missing__(self, info):
+        text, seen = flag_columns(fn.flags_from_info(info or "", self._names))
+        value = self[info] = (text, seen, self._flagset(text))
+        return value
 
 
 def _named_sizes(base: str, entry) -> tuple[int | None, int | None]:

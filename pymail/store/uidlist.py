@@ -25,7 +25,6 @@ import re
 import uuid
 from dataclasses import dataclass, field
 
-from pymail.store.atomic import sync_path
 from pymail.store.errors import CORRUPT, StoreError
 
 NAME = "dovecot-uidlist"
@@ -234,11 +233,6 @@ def append_records(path: str, summary: Summary, new_entries: list[Entry],
     """Append to a v3 file knowing only its summary (caller holds the dotlock) — delivery does
     not need to read a 100,000-line uidlist."""
     _append_at(path, summary.complete_size, _lines(new_entries), fsync)
-
-
-def sync_data(path: str) -> None:
-    """fdatasync ``path`` (records appended with ``fsync=False``)."""
-    sync_path(path, data_only=True)
 
 
 def _lines(entries: list[Entry]) -> bytes:

@@ -500,11 +500,11 @@ def test_a_delivery_writes_its_uidlist_record_before_the_slow_fsyncs(tmp_path, m
     """A session that lists new/ while a delivery commits must find the record of the new file
     (else it reads the whole uidlist twice and waits for the lock); both the directory and the
     uidlist are made durable before the delivery returns."""
-    from pymail.store import Store, folder as folder_mod, uidlist as ul_mod
+    from pymail.store import Store, folder as folder_mod
     account = Store(tmp_path / "mail", fsync=True).account("dur@example.org")
     account.ensure()
     events = []
-    real_dir, real_sync = folder_mod.Folder._fsync_dir, ul_mod.sync_data
+    real_dir, real_sync = folder_mod.Folder._fsync_dir, folder_mod.sync_path
 
     def fsync_dir(self, path):
         with open(self.uidlist_path) as f:
@@ -513,12 +513,13 @@ def test_a_delivery_writes_its_uidlist_record_before_the_slow_fsyncs(tmp_path, m
         events.append(("dir", in_dir, records))
         real_dir(self, path)
 
-    def sync_data(path):
-        events.append(("uidlist",))
-        real_sync(path)
+    def sync_path(path, data_only=False):
+        if os.path.basename(path) == "dovecot-uidlist":
+            events.append(("uidlist",))
+        real_sync(path, data_only)
 
     monkeypatch.setattr(folder_mod.Folder, "_fsync_dir", fsync_dir)
-    monkeypatch.setattr(ul_mod, "sync_data", sync_data)
+    monkeypatch.setattr(folder_mod, "sync_path", sync_path)
     result = account.deliver(msg("one"))
     dir_events = [e for e in events if e[0] == "dir"]
     assert dir_events and events[-1] == ("uidlist",)
