@@ -102,6 +102,7 @@ _BULK_DEFERRED = (("TRIGGER", "records_ins"), ("INDEX", "records_base"),
 _LATER_INDEXES = ("records_base", "records_modseq")
 PENDING_VERSION = SCHEMA_VERSION + 1000
 DEFER_INDEXES_FROM = 2000   # rows: below this the two indexes take under half a millisecond
+WRITE_BEHIND_FROM = 2000   # rows: below this a first build's insert takes under 2 ms
 BULK_CACHE_KIB = -65536   # page cache of a bulk load (negative: KiB, as PRAGMA cache_size)
 WRITE_WAIT = 60.0   # seconds, as the connection's busy timeout
 AUTOCHECKPOINT_PAGES = 16384   # 64 MiB of WAL before a commit checkpoints by itself
@@ -149,12 +150,18 @@ class Index:
         self.path = path
         self._create_missing = create
         self._writer_lock = _writer_lock_for(path)
+        self._behind: threading.Thread | None = None    # finishing a write (write-behind)
+        self._behind_meta: dict = {}        # the meta that write will have committed
+        self._tx_meta: dict | None = None   # the meta set by a write that began with reset()
+        self._hand_over = None              # what that write leaves to the thread
         if create:
             os.makedirs(os.path.dirname(path), exist_ok=True)
         self._db: sqlite3.Connection | None = self._open()
 
     @property
     def db(self) -> sqlite3.Connection:
+        if self._behind is not None:
+            self._wait_behind()
         db = self._db
         if db is None:
             db = self._db = self._open()
@@ -167,6 +174,8 @@ class Index:
     def release(self) -> bool:
         """Close the connection unless a transaction is open; the next use of ``db`` reopens
         it.  True if a connection was closed."""
+        if self.writing_behind():
+            return False
         db = self._db
         if db is None or db.in_transaction:
             return False
@@ -237,6 +246,7 @@ class Index:
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
+        self._wait_behind()
         db, self._db = self._db, None
         if db is not None:
             db.close()
@@ -247,15 +257,83 @@ class Index:
         SQLite's own wait for a busy database sleeps in steps of up to 100 ms, which under
         50 concurrent sessions added tenths of a second to a STORE; a lock hands over at
         once.  Other processes still meet SQLite's wait (``timeout``)."""
+        db = self.db       # after this object's own write-behind, which holds the lock
         lock = self._writer_lock
         if not lock.acquire(timeout=WRITE_WAIT):
             raise sqlite3.OperationalError("database is locked (writer queue)")
+        handed = False
+        self._tx_meta = self._hand_over = None
         try:
-            with _immediate(self.db):
-                yield self.db
+            with _immediate(db, commit=False):
+                yield db
+                if self._hand_over is not None:
+                    self._start_behind(db, lock)
+                    handed = True
+                else:
+                    db.execute("COMMIT")
+        finally:
+            self._tx_meta = self._hand_over = None
+            self._writes += 1
+            if not handed:
+                lock.release()
+
+    # -- write-behind: a first build's rows are inserted and committed by a thread ----------
+
+    def write_behind(self, db, work, rows: int) -> None:
+        """Inside ``write()``: leave ``work(db)`` — the insert of ``rows`` rows, from
+        ``WRITE_BEHIND_FROM`` on — and the COMMIT to a thread of its own, which
+        starts when the ``write()`` block ends and holds the writer lock until it is done —
+        but only for a write that began with ``reset()`` (its whole meta is then known, see
+        ``get``); otherwise run ``work(db)`` now.  Until the thread is done, ``get()`` answers
+        from that meta and every other use of this object's ``db`` waits for it; other
+        ``Index`` objects and processes meet the writer lock and SQLite's write lock, as they
+        do for any write.  A first build hands its insert over (``sync._insert_bulk``): the
+        rows are a cache, the UIDs are already in ``dovecot-uidlist``, so the SELECT can be
+        answered meanwhile.  If the thread fails, the transaction is rolled back and logged,
+        and the next opener builds the index again."""
+        if self._tx_meta is None or rows < WRITE_BEHIND_FROM:
+            work(db)
+        else:
+            self._hand_over = work
+
+    def writing_behind(self) -> bool:
+        thread = self._behind
+        return thread is not None and thread.is_alive()
+
+    def _start_behind(self, db, lock) -> None:
+        work, self._hand_over = self._hand_over, None
+        self._behind_meta = self._tx_meta
+        thread = threading.Thread(target=self._finish_behind, args=(db, work, lock),
+                                  name="pymail-index-behind", daemon=True)
+        with _behind_lock:
+            _behind_threads.add(thread)
+        try:
+            thread.start()
+        except BaseException:
+            with _behind_lock:
+                _behind_threads.discard(thread)
+            raise
+        self._behind = thread
+
+    def _finish_behind(self, db, work, lock) -> None:
+        try:
+            work(db)
+            db.execute("COMMIT")
+        except Exception as exc:    # the next look builds the index again
+            log.warning("%s: index rows not written: %s", self.path, exc)
+            self._db = None         # closing rolls the transaction back; the next use reopens
+            db.close()
         finally:
             self._writes += 1
             lock.release()
+            with _behind_lock:
+                _behind_threads.discard(threading.current_thread())
+
+    def _wait_behind(self) -> None:
+        thread = self._behind
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+            self._behind = None
 
     def version(self) -> tuple:
         """A token that changes whenever anything may have been committed to the index since
@@ -274,11 +352,15 @@ class Index:
             self.db.execute("COMMIT")
 
     def get(self, key: str, default=None, db=None):
+        if db is None and self._behind is not None and self._behind.is_alive():
+            return self._behind_meta.get(key, default)      # what it commits (write_behind)
         row = (db or self.db).execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return default if row is None else row[0]
 
     def set(self, key: str, value, db=None) -> None:
         (db or self.db).execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        if self._tx_meta is not None:
+            self._tx_meta[key] = value
 
     def get_json(self, key: str, db=None):
         raw = self.get(key, None, db)
@@ -329,6 +411,7 @@ class Index:
         db.execute("DELETE FROM snapshot")
         db.execute("DELETE FROM meta")
         db.execute("UPDATE counts SET messages = 0, unseen = 0, bytes = 0")
+        self._tx_meta = {}          # from here on, the meta is all set in this transaction
 
 
 IN_CHUNK = 500          # values per "IN (...)" list, well under SQLite's parameter limit
@@ -427,14 +510,22 @@ def _begin_immediate(db: sqlite3.Connection, wait: float = WRITE_WAIT) -> None:
 
 
 @contextlib.contextmanager
-def _immediate(db: sqlite3.Connection):
+def _immediate(db: sqlite3.Connection, commit: bool = True):
+    """A BEGIN IMMEDIATE transaction, rolled back on an exception; committed at the end unless
+    ``commit`` is False (then the block ends it)."""
     _begin_immediate(db)
     try:
         yield db
     except BaseException:
         db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")
+    if commit:
+        db.execute("COMMIT")
+
+
+_behind_threads: set = set()      # write-behind threads (Index.write_behind) of this process
+_behind_lock = threading.Lock()
+os.register_at_fork(after_in_child=_behind_threads.clear)
 
 
 _finishing: dict[str, threading.Thread] = {}   # index path → thread making its later indexes
@@ -491,13 +582,16 @@ def _finish(path: str) -> None:
 
 
 def wait_for_later_indexes(timeout: float = 10.0) -> bool:
-    """Wait until this process's threads making later indexes are done (a process exiting
-    normally does, for at most 30 s: ``pymail index rebuild`` leaves whole files).  True if
-    none is left."""
+    """Wait until this process's threads finishing index writes — first builds left to a
+    thread (``Index.write_behind``) and later indexes — are done (a process exiting normally
+    does, for at most 30 s: ``pymail index rebuild`` leaves whole files).  True if none is
+    left."""
     deadline = time.monotonic() + timeout
     while True:
+        with _behind_lock:
+            threads = list(_behind_threads)
         with _finishing_lock:
-            threads = list(_finishing.values())
+            threads += _finishing.values()
         if not threads:
             return True
         left = deadline - time.monotonic()

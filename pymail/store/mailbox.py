@@ -66,6 +66,13 @@ def normalize_flags(flags) -> frozenset:
 _uid_of = operator.itemgetter(0)
 
 
+def _parsed_meta(meta: dict) -> dict:
+    meta["stamp"] = json.loads(meta["stamp"]) if meta.get("stamp") else None
+    meta["highest_modseq"] = int(meta.get("highest_modseq") or 0)
+    meta.setdefault("generation", None)
+    return meta
+
+
 def _unread_dates(rows, known: dict) -> list:
     """Date rows (uid, base, subdir, info, mtime): the dates the index has go into ``known``;
     → (uid, base, subdir, info) of those it has not read yet."""
@@ -393,15 +400,16 @@ class Mailbox(IndexSync, ParseCache):
         """The index's stamp, highest modseq and generation, read again only when something
         was committed since the last look (a command on a quiet mailbox then costs the
         directory stats and one PRAGMA instead of five queries)."""
+        if self.index.writing_behind():      # its meta, without waiting for its rows
+            get = self.index.get
+            meta = {key: get(key) for key in ("stamp", "highest_modseq", "generation")}
+            return _parsed_meta(meta)
         token = self.index.version()
         cached = self._meta_cache
         if cached is not None and cached[0] == token:
             return cached[1]
-        meta = dict(self.index.db.execute(
-            "SELECT key, value FROM meta WHERE key IN ('stamp', 'highest_modseq', 'generation')"))
-        meta["stamp"] = json.loads(meta["stamp"]) if meta.get("stamp") else None
-        meta["highest_modseq"] = int(meta.get("highest_modseq") or 0)
-        meta.setdefault("generation", None)
+        meta = _parsed_meta(dict(self.index.db.execute(
+            "SELECT key, value FROM meta WHERE key IN ('stamp', 'highest_modseq', 'generation')")))
         self._meta_cache = (token, meta)
         return meta
 
@@ -498,6 +506,8 @@ class Mailbox(IndexSync, ParseCache):
         """UIDs \\Recent for the caller; each UID is recent in exactly one session (RFC 3501
         §2.3.2).  Claimed messages still in new/ move to cur/ as Dovecot does."""
         self._refresh()
+        if self.index.writing_behind() and self.first_recent_uid >= self.uidnext:
+            return []       # as below, from the meta of the first build still being written
         if self.index.db.execute("SELECT 1 FROM records WHERE uid >= ? LIMIT 1",
                                  (self.first_recent_uid,)).fetchone() is None:
             return []       # nothing unclaimed: no write transaction (every SELECT asks)

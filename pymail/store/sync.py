@@ -35,6 +35,7 @@ yields modseqs above any a client has seen.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import itertools
 import logging
@@ -356,20 +357,22 @@ class IndexSync:
         fresh = self._check_uidvalidity(db, summary)
         names = kw.read(self.folder.keywords_path)
         if fresh or db.execute("SELECT 1 FROM records LIMIT 1").fetchone() is None:
+            # the rows may be inserted after this transaction's other writes (write_behind):
+            # the highest UID and the first in new/ come from the build, not from the table
+            top, first_new = 0, None
             with gc_paused():
                 found = self._list_dir()
                 if found:
-                    self._insert_bulk(db, found, names, self._next_modseq(db))
+                    top, first_new = self._insert_bulk(db, found, names, self._next_modseq(db))
         else:
             self._scan_changes(db, stored, current, names)
-        top = db.execute("SELECT MAX(uid) FROM records").fetchone()[0] or 0
+            top, first_new = db.execute("SELECT MAX(uid) FROM records").fetchone()[0] or 0, None
         summary = ul_mod.read_summary(self.folder.uidlist_path) or summary
         uidnext = max(int(self.index.get("uidnext", 1, db)), summary.effective_next_uid(),
                       top + 1)
         self.index.set("uidnext", uidnext, db)
         if fresh:
-            row = db.execute("SELECT MIN(uid) FROM records WHERE subdir='new'").fetchone()
-            self.index.set("first_recent_uid", row[0] or uidnext, db)
+            self.index.set("first_recent_uid", first_new or uidnext, db)
 
     def _scan_changes(self, db, stored, current, names: dict) -> None:
         """Compare the directory listing with the index by full file name (set difference in
@@ -485,13 +488,15 @@ class IndexSync:
                        "modseq, created, size, vsize, mtime, guid, pop3) "
                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 
-    def _insert_bulk(self, db, found: dict, names: dict, modseq: int) -> None:
+    def _insert_bulk(self, db, found: dict, names: dict, modseq: int) -> tuple[int, int | None]:
         """Fill an empty index from a listing (base → (subdir, info)): a first SELECT of a
         100,000-message folder.  Only the file names and ``dovecot-uidlist`` are read: sizes
         come from ``S=``/``W=`` (a file whose name lacks them is looked at, as before) and the
         internal date is left NULL, read on first use (``Mailbox.internal_dates``).  The
         records view is made here too (``_bulk_view``), so the SELECT need not read the rows
-        back."""
+        back, and when the transaction began with a reset, the rows are inserted and committed
+        by a thread while the SELECT is answered (``Index.write_behind``).  → (the highest
+        UID, the lowest UID of a file in new/ or None)."""
         known, first, still = self._uidlist_entries(db, found)
         usual = None if known else self._usual_rows(found, names, still, first, modseq)
         if usual is not None:
@@ -507,11 +512,13 @@ class IndexSync:
                  ("INSERT INTO records (uid, base, subdir, info, flags, seen, size, vsize, "
                   f"mtime, guid, pop3, modseq, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,{stamp})",
                   rows)]
-        self.index.bulk_insert(db, loads)
+        self.index.write_behind(db, functools.partial(self.index.bulk_insert, loads=loads),
+                                len(plain) + len(rows))
         if known:
             view.sort()                     # the uidlist's own order is not promised
         generation = self.index.get("generation", None, db)
         self._bulk_view = (generation, modseq, view)
+        return (view[-1][0] if view else 0), _first_new_uid(plain, rows)
 
     def _usual_rows(self, found: dict, names: dict, still: list, first: int, modseq: int):
         """The usual first build — no uidlist record, every name with ``S=``/``W=`` — in
@@ -624,6 +631,13 @@ class _FlagMemo(dict):
         text, seen = flag_columns(fn.flags_from_info(info or "", self._names))
         value = self[info] = (text, seen, self._flagset(text))
         return value
+
+
+def _first_new_uid(*row_lists) -> int | None:
+    """The lowest UID of the rows (uid, base, subdir, ...) whose file is in new/."""
+    return min(itertools.chain.from_iterable(
+        itertools.compress(map(_first, rows), map("new".__eq__, map(_third, rows)))
+        for rows in row_lists), default=None)
 
 
 def _named_sizes(base: str, entry) -> tuple[int | None, int | None]:
