@@ -3,40 +3,10 @@ are still being written (``Index.write_behind``); the commands after it see the 
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-
-import pytest
-
 from pymail.store import index as index_mod
 from tests.imap.conftest import USER
 from tests.store.test_store_bulk_build import FLAG_LETTERS, _fill
-
-COUNT = 30
-
-
-@pytest.fixture
-def held(monkeypatch):
-    gate = threading.Event()
-    real = index_mod.Index.bulk_insert
-
-    def bulk_insert(self, db, loads):
-        assert gate.wait(10)
-        real(self, db, loads)
-
-    monkeypatch.setattr(index_mod.Index, "bulk_insert", bulk_insert)
-    monkeypatch.setattr(index_mod, "WRITE_BEHIND_FROM", 20)
-    yield gate
-    gate.set()
-    assert index_mod.wait_for_later_indexes(10)
-
-
-def _committed_rows(index_path: str) -> int:
-    db = sqlite3.connect(index_path)
-    try:
-        return db.execute("SELECT count(*) FROM records").fetchone()[0]
-    finally:
-        db.close()
+from tests.store.test_store_write_behind import COUNT, _committed_rows, held  # noqa: F401
 
 
 def test_select_answers_while_the_first_build_is_written(store, connect, held):

@@ -36,8 +36,8 @@ def fresh(account, monkeypatch):
 
 @pytest.fixture
 def held(monkeypatch):
-    """The write-behind insert waits for this event (set at the end of the test at the
-    latest, so no thread is left waiting)."""
+    """The write-behind insert (from 20 rows on) waits for this event (set at the end of the
+    test at the latest, so no thread is left waiting).  Also used by the IMAP tests."""
     gate = threading.Event()
     real = index_mod.Index.bulk_insert
 
@@ -46,6 +46,7 @@ def held(monkeypatch):
         real(self, db, loads)
 
     monkeypatch.setattr(index_mod.Index, "bulk_insert", bulk_insert)
+    monkeypatch.setattr(index_mod, "WRITE_BEHIND_FROM", 20)
     yield gate
     gate.set()
     assert index_mod.wait_for_later_indexes(10)
