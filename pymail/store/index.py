@@ -152,6 +152,7 @@ class Index:
         self._writer_lock = _writer_lock_for(path)
         self._behind: threading.Thread | None = None    # finishing a write (write-behind)
         self._behind_meta: dict = {}        # the meta that write will have committed
+        self._behind_failed = False         # ...or would have, had it not failed
         self._tx_meta: dict | None = None   # the meta set by a write that began with reset()
         self._hand_over = None              # what that write leaves to the thread
         if create:
@@ -302,7 +303,7 @@ class Index:
 
     def _start_behind(self, db, lock) -> None:
         work, self._hand_over = self._hand_over, None
-        self._behind_meta = self._tx_meta
+        self._behind_meta, self._behind_failed = self._tx_meta, False
         thread = threading.Thread(target=self._finish_behind, args=(db, work, lock),
                                   name="pymail-index-behind", daemon=True)
         with _behind_lock:
@@ -321,6 +322,7 @@ class Index:
             db.execute("COMMIT")
         except Exception as exc:    # the next look builds the index again
             log.warning("%s: index rows not written: %s", self.path, exc)
+            self._behind_failed = True
             self._db = None         # closing rolls the transaction back; the next use reopens
             db.close()
         finally:
@@ -352,8 +354,11 @@ class Index:
             self.db.execute("COMMIT")
 
     def get(self, key: str, default=None, db=None):
-        if db is None and self._behind is not None and self._behind.is_alive():
-            return self._behind_meta.get(key, default)      # what it commits (write_behind)
+        behind = self._behind
+        if db is None and behind is not None and (behind.is_alive() or self._behind_failed):
+            # what the write-behind commits — or, if it failed, what the answers given so far
+            # were based on, until the next use of ``db`` (a refresh, which builds again)
+            return self._behind_meta.get(key, default)
         row = (db or self.db).execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return default if row is None else row[0]
 

@@ -126,9 +126,12 @@ def test_a_failed_insert_is_rolled_back_and_the_next_look_builds_again(account, 
     caplog.set_level(logging.WARNING, logger="pymail.store.index")
     box = account.mailbox("INBOX")
     uids = [r.uid for r in box.records()]
+    uidvalidity = box.uidvalidity
     assert index_mod.wait_for_later_indexes(10)
     assert "index rows not written" in caplog.text
     assert _committed_rows(fresh) == 0
+    # a SELECT still answering when the thread failed gets the values its view came from
+    assert (box.uidvalidity, box.uidnext) == (uidvalidity, COUNT + 1)
     monkeypatch.setattr(index_mod.Index, "bulk_insert", real)
     result = box.sync()                         # the writer lock was released
     assert (result.added, result.expunged) == ([], [])
