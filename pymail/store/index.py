@@ -263,7 +263,6 @@ class Index:
         if not lock.acquire(timeout=WRITE_WAIT):
             raise sqlite3.OperationalError("database is locked (writer queue)")
         handed = False
-        self._tx_meta = self._hand_over = None
         try:
             with _immediate(db, commit=False):
                 yield db
@@ -306,12 +305,12 @@ class Index:
         self._behind_meta, self._behind_failed = self._tx_meta, False
         thread = threading.Thread(target=self._finish_behind, args=(db, work, lock),
                                   name="pymail-index-behind", daemon=True)
-        with _behind_lock:
+        with _threads_lock:
             _behind_threads.add(thread)
         try:
             thread.start()
         except BaseException:
-            with _behind_lock:
+            with _threads_lock:
                 _behind_threads.discard(thread)
             raise
         self._behind = thread
@@ -328,7 +327,7 @@ class Index:
         finally:
             self._writes += 1
             lock.release()
-            with _behind_lock:
+            with _threads_lock:
                 _behind_threads.discard(threading.current_thread())
 
     def _wait_behind(self) -> None:
@@ -528,14 +527,18 @@ def _immediate(db: sqlite3.Connection, commit: bool = True):
         db.execute("COMMIT")
 
 
-_behind_threads: set = set()      # write-behind threads (Index.write_behind) of this process
-_behind_lock = threading.Lock()
-os.register_at_fork(after_in_child=_behind_threads.clear)
-
-
+# This process's threads finishing index writes (waited for at exit), under one lock:
+_behind_threads: set = set()      # write-behind threads (Index.write_behind)
 _finishing: dict[str, threading.Thread] = {}   # index path → thread making its later indexes
-_finishing_lock = threading.Lock()
-os.register_at_fork(after_in_child=_finishing.clear)    # threads do not cross fork()
+_threads_lock = threading.Lock()
+
+
+def _forget_threads() -> None:      # threads do not cross fork()
+    _behind_threads.clear()
+    _finishing.clear()
+
+
+os.register_at_fork(after_in_child=_forget_threads)
 
 
 def _make_later_indexes(db: sqlite3.Connection) -> None:
@@ -564,7 +567,7 @@ def _finish_later(path: str) -> None:
     """Make ``path``'s later indexes on a thread of their own; it starts writing once the
     caller's write transaction has ended (it queues on the same writer lock).  SQLite builds
     an index without holding the GIL, so on a second core this overlaps the caller's answer."""
-    with _finishing_lock:
+    with _threads_lock:
         if path in _finishing:
             return
         thread = _finishing[path] = threading.Thread(
@@ -582,7 +585,7 @@ def _finish(path: str) -> None:
     except (sqlite3.Error, OSError) as exc:     # the next opener of the file makes them
         log.warning("%s: indexes not made after the first build: %s", path, exc)
     finally:
-        with _finishing_lock:
+        with _threads_lock:
             _finishing.pop(path, None)
 
 
@@ -593,10 +596,8 @@ def wait_for_later_indexes(timeout: float = 10.0) -> bool:
     left."""
     deadline = time.monotonic() + timeout
     while True:
-        with _behind_lock:
-            threads = list(_behind_threads)
-        with _finishing_lock:
-            threads += _finishing.values()
+        with _threads_lock:
+            threads = [*_behind_threads, *_finishing.values()]
         if not threads:
             return True
         left = deadline - time.monotonic()

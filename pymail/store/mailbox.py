@@ -506,11 +506,13 @@ class Mailbox(IndexSync, ParseCache):
         """UIDs \\Recent for the caller; each UID is recent in exactly one session (RFC 3501
         §2.3.2).  Claimed messages still in new/ move to cur/ as Dovecot does."""
         self._refresh()
-        if self.index.writing_behind() and self.first_recent_uid >= self.uidnext:
-            return []       # as below, from the meta of the first build still being written
-        if self.index.db.execute("SELECT 1 FROM records WHERE uid >= ? LIMIT 1",
-                                 (self.first_recent_uid,)).fetchone() is None:
-            return []       # nothing unclaimed: no write transaction (every SELECT asks)
+        first = self.first_recent_uid
+        # Nothing unclaimed: no write transaction (every SELECT asks).  Every row's UID is
+        # below uidnext (``_scan`` sets both in one transaction), so the meta alone answers
+        # the usual case — also while a first build's rows are still being written.
+        if first >= self.uidnext or self.index.db.execute(
+                "SELECT 1 FROM records WHERE uid >= ? LIMIT 1", (first,)).fetchone() is None:
+            return []
         with self.index.write() as db:
             first = int(self.index.get("first_recent_uid", 1, db))
             rows = db.execute("SELECT uid, base, subdir, info FROM records WHERE uid >= ? "
