@@ -153,6 +153,9 @@ class Index:
         self._behind: threading.Thread | None = None    # finishing a write (write-behind)
         self._behind_meta: dict = {}        # the meta that write will have committed
         self._behind_failed = False         # ...or would have, had it not failed
+        self._rows_lost = False             # failed, and not built again yet (``db``)
+        self._behind_ok = True              # False after a failure: builds insert in line
+        self.rebuild = None                 # called to build again after rows were lost
         self._tx_meta: dict | None = None   # the meta set by a write that began with reset()
         self._hand_over = None              # what that write leaves to the thread
         if create:
@@ -161,8 +164,19 @@ class Index:
 
     @property
     def db(self) -> sqlite3.Connection:
+        """The connection, after this object's write-behind is done.  If that failed, the
+        table holds nothing of the build: the first use builds it again (``rebuild``, which
+        the owning mailbox sets), so no reader ever takes the empty table for an empty
+        mailbox; a build that fails again raises, and the next use tries once more."""
         if self._behind is not None:
             self._wait_behind()
+        if self._rows_lost and self.rebuild is not None:
+            self._rows_lost = False
+            try:
+                self.rebuild()
+            except BaseException:
+                self._rows_lost = True
+                raise
         db = self._db
         if db is None:
             db = self._db = self._open()
@@ -289,9 +303,10 @@ class Index:
         ``Index`` objects and processes meet the writer lock and SQLite's write lock, as they
         do for any write.  A first build hands its insert over (``sync._insert_bulk``): the
         rows are a cache, the UIDs are already in ``dovecot-uidlist``, so the SELECT can be
-        answered meanwhile.  If the thread fails, the transaction is rolled back and logged,
-        and the next opener builds the index again."""
-        if self._tx_meta is None or rows < WRITE_BEHIND_FROM:
+        answered meanwhile.  If the thread fails, the transaction is rolled back and logged;
+        this object's next use of ``db`` builds the index again, in line (``rebuild``), and
+        so does the next other opener, which finds it empty."""
+        if self._tx_meta is None or rows < WRITE_BEHIND_FROM or not self._behind_ok:
             work(db)
         else:
             self._hand_over = work
@@ -321,6 +336,7 @@ class Index:
             db.execute("COMMIT")
         except Exception as exc:    # the next look builds the index again
             log.warning("%s: index rows not written: %s", self.path, exc)
+            self._behind_ok = False
             self._behind_failed = True
             self._db = None         # closing rolls the transaction back; the next use reopens
             db.close()
@@ -334,6 +350,8 @@ class Index:
         thread = self._behind
         if thread is not None and thread is not threading.current_thread():
             thread.join()
+            if self._behind_failed:
+                self._rows_lost, self._behind_failed = True, False
             self._behind = None
 
     def version(self) -> tuple:

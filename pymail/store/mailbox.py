@@ -13,6 +13,7 @@ import logging
 import os
 import sqlite3
 import threading
+import weakref
 
 from pymail.store import filename as fn
 from pymail.store import keywords as kw
@@ -125,6 +126,17 @@ def save_view_snapshots() -> list[str]:
 add_background_task(save_view_snapshots)
 
 
+def _weak_call(method):
+    """``method`` (bound) as a callable that does nothing once its object is gone."""
+    ref = weakref.WeakMethod(method)
+
+    def call():
+        bound = ref()
+        if bound is not None:
+            bound()
+    return call
+
+
 def _shared_view(path: str):
     with _shared_lock:
         return _shared.get(path)
@@ -175,6 +187,9 @@ class Mailbox(IndexSync, ParseCache):
         self.folder = folder
         self._fsync = folder.fsync
         self.index = Index(index_path)
+        # a failed write-behind: the next use of the table builds it again (weak: no cycle
+        # that would keep the connection open past the last reference to this object)
+        self.index.rebuild = _weak_call(self._rebuild_lost_rows)
         self._flagsets: dict[str, frozenset] = {}
         self._known: set[int] | None = None
         self._seen_modseq = 0

@@ -250,6 +250,11 @@ class IndexSync:
         """Bring the index up to date with the maildir; True if it re-read the maildir."""
         return self._refresh(force)
 
+    def _rebuild_lost_rows(self) -> None:
+        """``Index.rebuild``: a first build's write-behind failed and left the table empty;
+        build it again from the maildir (the same UIDs, from ``dovecot-uidlist``)."""
+        self._refresh(force=True)
+
     def rebuild_index(self) -> None:
         """Throw the cached state away and rebuild it from the maildir and control files.
         UIDs and UIDVALIDITY are unchanged (they live in dovecot-uidlist); modseqs restart above

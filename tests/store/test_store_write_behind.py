@@ -15,6 +15,7 @@ import threading
 import pytest
 
 from pymail.store import index as index_mod
+from pymail.store import uidlist as ul_mod
 from tests.store.test_store_bulk_build import _fill
 
 COUNT = 30
@@ -115,28 +116,82 @@ def test_close_waits_for_the_thread(account, fresh, held):
     assert _committed_rows(fresh) == COUNT
 
 
-def test_a_failed_insert_is_rolled_back_and_the_next_look_builds_again(account, fresh,
-                                                                      monkeypatch, caplog):
+@pytest.fixture
+def failing(monkeypatch, caplog):
+    """The insert fails (``disk I/O error``) the first ``failing["times"]`` times (after
+    ``failing["gate"]`` is set), then inserts; ``failing["calls"]`` counts the attempts."""
     real = index_mod.Index.bulk_insert
+    state = {"times": 1, "calls": 0, "gate": threading.Event()}
+    state["gate"].set()
 
-    def failing(self, db, loads):
-        raise sqlite3.OperationalError("disk I/O error")
+    def bulk_insert(self, db, loads):
+        state["calls"] += 1
+        assert state["gate"].wait(10)
+        if state["calls"] <= state["times"]:
+            raise sqlite3.OperationalError("disk I/O error")
+        real(self, db, loads)
 
-    monkeypatch.setattr(index_mod.Index, "bulk_insert", failing)
+    monkeypatch.setattr(index_mod.Index, "bulk_insert", bulk_insert)
     caplog.set_level(logging.WARNING, logger="pymail.store.index")
+    yield state
+    state["gate"].set()
+    assert index_mod.wait_for_later_indexes(10)
+
+
+def _uidlist_uidvalidity(box) -> int:
+    return ul_mod.read_summary(box.folder.uidlist_path).uidvalidity
+
+
+def test_a_select_answering_when_the_insert_fails_keeps_its_values(account, fresh, failing,
+                                                                   caplog):
+    failing["gate"].clear()                     # the insert fails once the answer is made
     box = account.mailbox("INBOX")
     uids = [r.uid for r in box.records()]
     uidvalidity = box.uidvalidity
+    failing["gate"].set()
     assert index_mod.wait_for_later_indexes(10)
     assert "index rows not written" in caplog.text
-    assert _committed_rows(fresh) == 0
-    # a SELECT still answering when the thread failed gets the values its view came from
+    assert _committed_rows(fresh) == 0          # rolled back
+    # a SELECT still composing its answer gets the values its view came from
     assert (box.uidvalidity, box.uidnext) == (uidvalidity, COUNT + 1)
-    monkeypatch.setattr(index_mod.Index, "bulk_insert", real)
-    result = box.sync()                         # the writer lock was released
+    result = box.sync()                         # the first use of the table builds again
     assert (result.added, result.expunged) == ([], [])
+    assert failing["calls"] == 2 and _committed_rows(fresh) == COUNT
     assert box.count() == COUNT
     assert [r.uid for r in box.records()] == uids
+    assert box.uidvalidity == uidvalidity == _uidlist_uidvalidity(box)
+    box.close()
+
+
+@pytest.mark.parametrize("first_look", ["records", "uidvalidity", "count", "sync"])
+def test_after_a_failed_insert_the_first_look_builds_again(account, fresh, failing, first_look):
+    box = account.mailbox("INBOX")
+    assert index_mod.wait_for_later_indexes(10)     # failed before anything looked again
+    assert _committed_rows(fresh) == 0
+    # whatever looks first gets the whole mailbox, never the empty table
+    answer = {"records": lambda: [r.uid for r in box.records()],
+              "uidvalidity": lambda: box.uidvalidity,
+              "count": box.count,
+              "sync": lambda: box.sync().expunged}[first_look]()
+    assert answer == {"records": list(range(1, COUNT + 1)),
+                      "uidvalidity": _uidlist_uidvalidity(box),
+                      "count": COUNT, "sync": []}[first_look]
+    assert [r.uid for r in box.records()] == list(range(1, COUNT + 1))
+    assert failing["calls"] == 2                # built again once, in line
+    assert not box.index.writing_behind() and _committed_rows(fresh) == COUNT
+    box.close()
+
+
+def test_an_insert_that_keeps_failing_raises_and_is_tried_again(account, fresh, failing):
+    failing["times"] = 3
+    box = account.mailbox("INBOX")
+    assert index_mod.wait_for_later_indexes(10)
+    for _ in range(2):                          # an error, never an empty mailbox
+        with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+            box.records()
+    assert failing["calls"] == 3
+    assert [r.uid for r in box.records()] == list(range(1, COUNT + 1))
+    assert _committed_rows(fresh) == COUNT
     box.close()
 
 
