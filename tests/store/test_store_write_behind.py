@@ -165,8 +165,10 @@ def test_a_select_answering_when_the_insert_fails_keeps_its_values(account, fres
 
 @pytest.mark.parametrize("first_look", ["records", "uidvalidity", "count", "sync"])
 def test_after_a_failed_insert_the_first_look_builds_again(account, fresh, failing, first_look):
+    failing["gate"].clear()
     box = account.mailbox("INBOX")
-    assert index_mod.wait_for_later_indexes(10)     # failed before anything looked again
+    failing["gate"].set()                           # fails once the mailbox is open...
+    assert index_mod.wait_for_later_indexes(10)     # ...and before anything looks again
     assert _committed_rows(fresh) == 0
     # whatever looks first gets the whole mailbox, never the empty table
     answer = {"records": lambda: [r.uid for r in box.records()],
@@ -184,7 +186,9 @@ def test_after_a_failed_insert_the_first_look_builds_again(account, fresh, faili
 
 def test_an_insert_that_keeps_failing_raises_and_is_tried_again(account, fresh, failing):
     failing["times"] = 3
+    failing["gate"].clear()
     box = account.mailbox("INBOX")
+    failing["gate"].set()
     assert index_mod.wait_for_later_indexes(10)
     for _ in range(2):                          # an error, never an empty mailbox
         with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
