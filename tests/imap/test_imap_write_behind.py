@@ -10,18 +10,15 @@ import pytest
 
 from pymail.store import index as index_mod
 from tests.imap.conftest import USER
-from tests.store.test_store_bulk_build import FLAG_LETTERS, _fill
-from tests.store.test_store_write_behind import COUNT, _committed_rows, held  # noqa: F401
+from tests.store.test_store_bulk_build import FLAG_LETTERS
+from tests.store.test_store_write_behind import (COUNT, _committed_rows, held,  # noqa: F401
+                                                 unindexed_inbox)
 
 
 def test_select_answers_while_the_first_build_is_written(store, connect, held):
     acct = store.account(USER)
     acct.ensure()
-    inbox = acct.mailbox("INBOX")
-    path, index_path = inbox.folder.path, inbox.index.path
-    inbox.close()
-    _fill(path, COUNT)
-    index_mod.remove_files(index_path)
+    index_path = unindexed_inbox(acct)
 
     c = connect()
     typ, data = c.select("INBOX")
@@ -54,11 +51,7 @@ def test_a_failed_first_build_costs_a_rebuild_not_the_messages(store, connect, m
     with its UID, and no EXPUNGE; the index is built again."""
     acct = store.account(USER)
     acct.ensure()
-    inbox = acct.mailbox("INBOX")
-    path, index_path = inbox.folder.path, inbox.index.path
-    inbox.close()
-    _fill(path, COUNT)
-    index_mod.remove_files(index_path)
+    index_path = unindexed_inbox(acct)
     gate, real, calls = threading.Event(), index_mod.Index.bulk_insert, []
     if when == "at once":
         gate.set()

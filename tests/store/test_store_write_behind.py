@@ -27,6 +27,12 @@ def fresh(account, monkeypatch):
     """``account``'s INBOX with COUNT files and no index yet (the next open builds it in
     bulk, and with WRITE_BEHIND_FROM lowered, behind)."""
     monkeypatch.setattr(index_mod, "WRITE_BEHIND_FROM", 20)
+    return unindexed_inbox(account)
+
+
+def unindexed_inbox(account) -> str:
+    """Fill ``account``'s INBOX with COUNT files and remove its index; → the index's path.
+    Also used by the IMAP tests."""
     inbox = account.mailbox("INBOX")
     path, index_path = inbox.folder.path, inbox.index.path
     inbox.close()
