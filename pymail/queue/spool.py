@@ -43,6 +43,7 @@ import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
+from pymail.durable import sync_path
 from pymail.queue.envelope import Envelope
 from pymail.queue.ids import new_queue_id, valid_queue_id
 
@@ -58,14 +59,6 @@ _FOOTER = re.compile(rb"\nPYMAILQ1 (\d{10}) (\d{12}) ([0-9a-f]{8}) ([0-9a-f]{8})
 
 class QueueError(Exception):
     """A queue operation failed; the message is safe to show an administrator."""
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def footer(json_len: int, message_len: int, json_crc: int, message_crc: int) -> bytes:
@@ -153,7 +146,7 @@ class GroupSync:
                 self._cond.release()
                 error = None
                 try:
-                    fsync_dir(self.path)
+                    sync_path(self.path)
                 except OSError as exc:
                     error = exc
                 finally:

@@ -11,15 +11,6 @@ import os
 import threading
 
 
-def sync_path(path: str, data_only: bool = False) -> None:
-    """fsync (``data_only``: fdatasync) a file or directory by its path."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        (os.fdatasync if data_only else os.fsync)(fd)
-    finally:
-        os.close(fd)
-
-
 def temp_name(path: str) -> str:
     return f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
 

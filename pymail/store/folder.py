@@ -16,7 +16,8 @@ import shutil
 import time
 from dataclasses import dataclass
 
-from pymail.store.atomic import replace_file, sync_path
+from pymail.durable import sync_path
+from pymail.store.atomic import replace_file
 from pymail.store import filename as fn
 from pymail.store import keywords as kw
 from pymail.store import uidlist as ul_mod

@@ -170,6 +170,28 @@ def test_script_store_rules(env):
     assert s.list() == []
 
 
+
+def test_every_script_change_syncs_the_directory_that_names_it(env, monkeypatch):
+    """A rename, a new name or an unlink is durable only once its directory is fsynced."""
+    from pymail.filters.sieve import storage
+    s = scripts(env)
+    synced = []
+    real = storage.sync_path
+    monkeypatch.setattr(storage, "sync_path", lambda path: (synced.append(str(path)), real(path)))
+
+    def change(action, *args):
+        synced.clear()
+        getattr(s, action)(*args)
+        return synced
+
+    sieve_dir, home = str(s.dir), str(s.home)
+    assert change("put", "a", "keep;") == [sieve_dir]
+    assert change("set_active", "a") == [home]
+    assert change("rename", "a", "b") == [sieve_dir, home]     # the link follows the script
+    assert change("set_active", "") == [home]
+    assert change("delete", "b") == [sieve_dir]
+    assert s.list() == []
+
 def test_huge_message_skips_sieve_but_keeps_spam_folder(env, monkeypatch):
     from pymail.filters import delivery as delivery_module
 

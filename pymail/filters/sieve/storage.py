@@ -14,6 +14,7 @@ import os
 import unicodedata
 from pathlib import Path
 
+from pymail.durable import sync_path
 from pymail.filters.sieve.interpreter import compile_script
 from pymail.filters.sieve.parser import SieveError
 
@@ -114,7 +115,7 @@ class ScriptStore:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        _fsync_dir(self.dir)
+        sync_path(self.dir)
 
     def delete(self, name: str) -> None:
         path = self._path(name)
@@ -124,6 +125,7 @@ class ScriptStore:
             path.unlink()
         except FileNotFoundError:
             raise ScriptStoreError(f"there is no script named {name!r}", "NONEXISTENT") from None
+        sync_path(self.dir)
 
     def rename(self, old: str, new: str) -> None:
         src, dst = self._path(old), self._path(new)
@@ -133,6 +135,7 @@ class ScriptStore:
             raise ScriptStoreError(f"a script named {new!r} exists", "ALREADYEXISTS")
         was_active = self.active_name() == check_name(old)
         os.rename(src, dst)
+        sync_path(self.dir)
         if was_active:
             self.set_active(new)
 
@@ -142,7 +145,8 @@ class ScriptStore:
             try:
                 self.link.unlink()
             except FileNotFoundError:
-                pass
+                return
+            sync_path(self.home)
             return
         path = self._path(name)
         if not path.is_file():
@@ -159,12 +163,5 @@ class ScriptStore:
             pass
         os.symlink(os.path.join("sieve", path.name), tmp)
         os.replace(tmp, self.link)
-        _fsync_dir(self.home)
+        sync_path(self.home)
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
