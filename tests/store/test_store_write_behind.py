@@ -218,7 +218,11 @@ def _run(account, code: str) -> subprocess.CompletedProcess:
 
 def test_a_process_exiting_normally_waits_for_the_rows(account, fresh):
     out = _run(account,
-               "index.Index.bulk_insert = lambda self, db, loads: (time.sleep(0.5), "
+               # the insert starts at exit, after this later-registered handler (LIFO)
+               "import atexit, threading\n"
+               "gate = threading.Event()\n"
+               "atexit.register(gate.set)\n"
+               "index.Index.bulk_insert = lambda self, db, loads: (gate.wait(10), "
                "real(self, db, loads))\n"
                "box = Store(sys.argv[1], fsync=False).account(sys.argv[2]).mailbox('INBOX')\n"
                "print(box.index.writing_behind(), len(box.records()))\n")
