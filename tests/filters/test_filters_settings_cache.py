@@ -3,13 +3,16 @@ a change made through usersettings in this process counts at once."""
 
 from __future__ import annotations
 
-import time
+import types
 
+from pymail.directory import answers
 from pymail.filters import usersettings
 
 
 def test_cached_settings_follow_changes(directory, monkeypatch):
     monkeypatch.setattr(usersettings, "CACHE_SECONDS", 0.3)
+    clock = [1000.0]            # the cache's clock moves only when the test says so
+    monkeypatch.setattr(answers, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
     usersettings.forget()
     address = "alice@example.com"
     assert usersettings.load(directory, address).threshold == 5.0
@@ -17,6 +20,6 @@ def test_cached_settings_follow_changes(directory, monkeypatch):
     assert usersettings.load(directory, address).threshold == 3.0
     directory.set_setting(address, usersettings.KEY_THRESHOLD, "7.0")   # "another process"
     assert usersettings.load(directory, address).threshold == 3.0      # cached a moment
-    time.sleep(0.35)
+    clock[0] += 0.35
     assert usersettings.load(directory, address).threshold == 7.0
     usersettings.forget()

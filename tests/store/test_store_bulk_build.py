@@ -300,10 +300,12 @@ def test_a_process_exiting_right_after_a_first_build_leaves_a_whole_index(accoun
     inbox.close()
     _fill(path, 30)
     os.unlink(index_path)
-    code = ("import sys, time; from pymail.store import Store, index\n"
+    code = ("import sys; from pymail.store import Store, index\n"
             "index.DEFER_INDEXES_FROM = 20\n"
             "make = index._make_later_indexes\n"
-            "index._make_later_indexes = lambda db: (time.sleep(0.5), make(db))\n"
+            # made at exit, after this later-registered handler (atexit is LIFO)
+            "import atexit, threading; gate = threading.Event(); atexit.register(gate.set)\n"
+            "index._make_later_indexes = lambda db: (gate.wait(10), make(db))\n"
             "box = Store(sys.argv[1], fsync=False).account(sys.argv[2]).mailbox('INBOX')\n"
             "print(box.count(), len(index._finishing))")
     out = subprocess.run([sys.executable, "-c", code, str(account.store.mail_root), account.address],
