@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import threading
 
 from pymail.imap import serialize
 from pymail.imap.parser import Atom, astring
@@ -14,8 +13,6 @@ from pymail.imap.session import (AUTHED, AUTHENTICATED, LOGOUT, NOT_AUTHENTICATE
                                  bad, command)
 
 
-_ENSURE_LOCKS: dict[str, threading.Lock] = {}
-_ENSURE_LOCKS_GUARD = threading.Lock()
 
 
 def _no_args(cmd) -> None:
@@ -86,12 +83,10 @@ async def _login(session, username: bytes, password: bytes) -> str:
         record = directory.get_user(address) if directory is not None else None
         account = store.account(address, getattr(record, "quota_bytes", None),
                                 getattr(record, "quota_messages", None))
-        # Clients open several connections at once on first contact (Thunderbird: 4): create
-        # the maildir once, not in parallel (the store's first-time set-up is not race-free).
-        with _ENSURE_LOCKS_GUARD:
-            lock = _ENSURE_LOCKS.setdefault(address, threading.Lock())
-        with lock:
-            account.ensure()
+        # Clients open several connections at once on first contact (Thunderbird: 4), and
+        # workers or hosts may serve them: ensure() is safe to run everywhere at once (locks
+        # in the maildir; tests/store/test_store_ensure_race.py)
+        account.ensure()
         return account, (getattr(record, "quota_bytes", None), getattr(record, "quota_messages", None))
 
     session.account, session.quota_limits = await session.blocking(open_account)
