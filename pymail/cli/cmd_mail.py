@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from pymail.cli.errors import CliError
 
 
@@ -32,6 +34,9 @@ def import_mbox(args, site) -> int:
     if first != b"From ":  # RFC 4155: an mbox starts with a "From " separator line
         raise CliError(f"{args.file}: not an mbox file (it does not start with a 'From ' line)")
     account.ensure()
-    count = account.import_mbox(args.file, folder)
-    print(f"imported {count} message(s) into {rec.address} {folder}")
+    result = account.import_mbox(args.file, folder)
+    print(f"imported {result.imported} message(s) into {rec.address} {folder}")
+    if result.keywords_dropped:
+        print(f"warning: keywords not kept (a maildir folder holds at most 26): "
+              f"{' '.join(result.keywords_dropped)}", file=sys.stderr)
     return 0

@@ -24,6 +24,8 @@ from pymail.store.atomic import replace_file
 from pymail.store import names as nm
 from pymail.store.dotlock import DotLock
 from pymail.store.errors import (ALREADYEXISTS, BADNAME, NONEXISTENT, NOPERM, StoreError)
+from pymail.store import keywords as kw
+from pymail.store.filename import MAX_KEYWORDS
 from pymail.store.folder import Folder
 from pymail.store.index import FILE_NAME as INDEX_FILE
 from pymail.store.index import Index, empty_index_bytes
@@ -31,7 +33,7 @@ from pymail.store.sync import fine_grained
 from pymail.store.cache import parsed_row
 from pymail.store.mailbox import Mailbox, normalize_flags
 from pymail.store.quota import Quota
-from pymail.store.types import DeliveryResult, MailboxInfo
+from pymail.store.types import DeliveryResult, ImportResult, MailboxInfo
 
 SPECIAL_USE = {"Sent": "\\Sent", "Drafts": "\\Drafts", "Trash": "\\Trash", "Junk": "\\Junk",
                "Archive": "\\Archive"}
@@ -322,9 +324,11 @@ class Account:
         """(byte limit, message limit) as passed to Store.account (None = unlimited)."""
         return self._quota.quota_bytes, self._quota.quota_messages
 
-    def import_mbox(self, path: str, mailbox: str = "INBOX", batch: int = 200) -> int:
-        """Copy every message of an mbox file into ``mailbox`` (created if missing).
-        → messages imported.  Quota applies; flags come from Status/X-Status headers."""
+    def import_mbox(self, path: str, mailbox: str = "INBOX", batch: int = 200) -> ImportResult:
+        """Copy every message of an mbox file into ``mailbox`` (created if missing).  Quota
+        applies; flags and keywords come from the Status, X-Status, X-Keywords and
+        X-Mozilla-Keys headers (``mbox.py``).  A maildir folder holds at most 26 keywords:
+        those beyond are not kept (the message is), and named in the result."""
         from pymail.store.mbox import iter_mbox
 
         name = nm.normalize(mailbox)
@@ -333,6 +337,18 @@ class Account:
             self.create_mailbox(name)
         pending: list = []
         total = 0
+        kept = set(kw.index_map(kw.read(folder.keywords_path)))    # lower-cased
+        dropped: dict[str, None] = {}
+
+        def keep_keywords(flags: frozenset) -> frozenset:
+            new = sorted(f for f in flags if f[0] != "\\" and f.lower() not in kept)
+            for keyword in new:
+                if len(kept) < MAX_KEYWORDS:
+                    kept.add(keyword.lower())
+                else:
+                    dropped.setdefault(keyword)
+            return flags if not dropped else frozenset(
+                f for f in flags if f[0] == "\\" or f.lower() in kept)
 
         def flush() -> None:
             nonlocal total
@@ -354,11 +370,11 @@ class Account:
             pending.clear()
 
         for raw, flags, date in iter_mbox(path):
-            pending.append((folder.write_tmp(raw, date), flags))
+            pending.append((folder.write_tmp(raw, date), keep_keywords(flags)))
             if len(pending) >= batch:
                 flush()
         flush()
-        return total
+        return ImportResult(total, tuple(dropped))
 
     def rebuild_index(self, name: str | None = None) -> list[str]:
         """Rebuild the index of one mailbox (or all); → names rebuilt."""

@@ -4,7 +4,10 @@ Messages start at lines beginning ``From `` (the mbox separator); ``>From `` quo
 one level (mboxrd; harmless for mboxo files).  The separator's asctime date becomes the
 internal date.  ``Status:`` (R → \\Seen) and ``X-Status:`` (A → \\Answered, F → \\Flagged,
 T → \\Draft, D → \\Deleted) headers, as written by mutt, Pine and Dovecot's mbox driver, become
-flags.  Each message is yielded as bytes; only one message is held in memory at a time.
+flags; so do the keywords of ``X-Keywords:`` (Dovecot's mbox driver, mutt) and ``X-Mozilla-Keys:``
+(Thunderbird), separated by spaces or commas — a word that is not a valid IMAP keyword (RFC 3501
+§9 ``flag-keyword``: an atom) is skipped.  Each message is yielded as bytes; only one message is
+held in memory at a time.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from pymail.store import parse
 _QUOTED_FROM = re.compile(rb"^>(>*From )")
 _STATUS = {"R": "\\Seen"}
 _XSTATUS = {"A": "\\Answered", "F": "\\Flagged", "T": "\\Draft", "D": "\\Deleted"}
+_KEYWORD_HEADERS = (b"x-keywords", b"x-mozilla-keys")
+_KEYWORD = re.compile(r"[!#$&'+\-./0-9:;<=>?@A-Z\[^_`a-z|}~]+\Z")   # atom chars, no "\\"
 
 
 def iter_mbox(path: str):
@@ -53,6 +58,9 @@ def _finish(lines: list[bytes], date):
     for ch in h.get(b"x-status", b"").decode("ascii", "ignore"):
         if ch in _XSTATUS:
             flags.add(_XSTATUS[ch])
+    for name in _KEYWORD_HEADERS:
+        words = h.get(name, b"").decode("ascii", "ignore").replace(",", " ").split()
+        flags.update(w for w in words if _KEYWORD.match(w))
     return raw, frozenset(flags), date
 
 

@@ -39,6 +39,11 @@ class DeliveryResult(NamedTuple):
     size: int                 # RFC 822 size, as MessageRecord.size
 
 
+class ImportResult(NamedTuple):
+    imported: int             # messages stored
+    keywords_dropped: tuple   # keywords not kept: the folder had its 26 (dovecot-keywords)
+
+
 class MailboxInfo(NamedTuple):
     name: str
     special_use: str | None

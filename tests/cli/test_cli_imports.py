@@ -158,6 +158,19 @@ def test_import_mbox_into_a_new_folder_and_rebuild_the_index(cli):
         assert [r.uid for r in box.records()] == [1, 2]  # a rebuild never renumbers
 
 
+def test_import_mbox_warns_of_keywords_it_cannot_keep(cli):
+    cli("domain", "add", "example.com")
+    cli("user", "add", "bob@example.com", "--password-stdin", input="pw\n")
+    words = [f"tag{n}" for n in range(28)]
+    (cli.tmp / "tags.mbox").write_text(
+        "From alice@example.org Wed Nov 25 10:00:00 2026\n"
+        f"Subject: tagged\nX-Keywords: {' '.join(words)}\n\nbody\n")
+    done = cli("import-mbox", "bob@example.com", "tags.mbox")
+    assert done.stdout == "imported 1 message(s) into bob@example.com INBOX\n"
+    assert done.stderr == ("warning: keywords not kept (a maildir folder holds at most 26): "
+                           "tag8 tag9\n")          # taken in sorted order: tag0 … tag7 kept
+
+
 def test_import_mbox_and_index_errors(cli):
     cli("domain", "add", "example.com")
     cli("user", "add", "bob@example.com", "--password-stdin", input="pw\n")

@@ -20,7 +20,7 @@ MBOX = (b"From alice@example.com Sat Jan  3 01:05:34 1996\n"
 def test_import_mbox(account, tmp_path):
     path = tmp_path / "old.mbox"
     path.write_bytes(MBOX)
-    assert account.import_mbox(str(path), "Imported/2007") == 3
+    assert account.import_mbox(str(path), "Imported/2007") == (3, ())
     box = account.mailbox("Imported/2007")
     recs = box.records()
     assert [r.uid for r in recs] == [1, 2, 3]
@@ -33,6 +33,35 @@ def test_import_mbox(account, tmp_path):
     assert box.envelope(2)[1] == b"second"
     assert account.quota()[0] == 3
 
+
+def test_import_mbox_keeps_keywords(account, tmp_path):
+    mbox = (b"From a@example.com Sat Jan  3 01:05:34 1996\n"
+            b"Subject: dovecot\nStatus: RO\nX-Keywords: $Label1 Work,Later  bad\\word (x)\n\n"
+            b"one\n\n"
+            b"From b@example.com Sat Jan  3 01:05:35 1996\n"
+            b"Subject: thunderbird\nX-Mozilla-Keys: $label1 junk                \n\ntwo\n")
+    path = tmp_path / "kw.mbox"
+    path.write_bytes(mbox)
+    assert account.import_mbox(str(path), "Tagged") == (2, ())
+    box = account.mailbox("Tagged")
+    first, second = box.records()
+    assert first.flags == frozenset({"\\Seen", "$Label1", "Work", "Later"})   # "bad\\word", "(x)"
+    assert {f.lower() for f in second.flags} == {"$label1", "junk"}          # one $Label1
+
+
+def test_import_mbox_keeps_26_keywords_per_folder_and_names_the_rest(account, tmp_path):
+    account.deliver(b"Subject: x\n\nx\n", mailbox="INBOX", flags=["Old"])
+    words = [f"k{n:02d}" for n in range(30)]
+    mbox = b"".join(b"From a@example.com Sat Jan  3 01:05:34 1996\nSubject: %d\n"
+                    b"X-Keywords: %s old\n\nbody\n\n" % (n, w.encode())
+                    for n, w in enumerate(words))
+    path = tmp_path / "many.mbox"
+    path.write_bytes(mbox)
+    result = account.import_mbox(str(path), "INBOX", batch=7)
+    assert result == (30, tuple(words[25:]))        # "Old" was there: 25 more fit
+    recs = account.mailbox("INBOX").records()[1:]
+    assert [r.flags for r in recs[:25]] == [frozenset({w, "Old"}) for w in words[:25]]
+    assert all(r.flags == frozenset({"Old"}) for r in recs[25:])
 
 def test_import_mbox_respects_quota(store, tmp_path):
     acct = store.account("small@example.org", quota_messages=2)
