@@ -347,8 +347,7 @@ class Account:
                     kept.add(keyword.lower())
                 else:
                     dropped.setdefault(keyword)
-            return flags if not dropped else frozenset(
-                f for f in flags if f[0] == "\\" or f.lower() in kept)
+            return frozenset(f for f in flags if f[0] == "\\" or f.lower() in kept)
 
         def flush() -> None:
             nonlocal total

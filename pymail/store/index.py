@@ -152,8 +152,7 @@ class Index:
         self._writer_lock = _writer_lock_for(path)
         self._behind: threading.Thread | None = None    # finishing a write (write-behind)
         self._behind_meta: dict = {}        # the meta that write will have committed
-        self._behind_failed = False         # ...or would have, had it not failed
-        self._rows_lost = False             # failed, and not built again yet (``db``)
+        self._rows_lost = False             # ...had it not failed; not built again yet (``db``)
         self._behind_ok = True              # False after a failure: builds insert in line
         self.rebuild = None                 # called to build again after rows were lost
         self._tx_meta: dict | None = None   # the meta set by a write that began with reset()
@@ -317,7 +316,7 @@ class Index:
 
     def _start_behind(self, db, lock) -> None:
         work, self._hand_over = self._hand_over, None
-        self._behind_meta, self._behind_failed = self._tx_meta, False
+        self._behind_meta = self._tx_meta
         thread = threading.Thread(target=self._finish_behind, args=(db, work, lock),
                                   name="pymail-index-behind", daemon=True)
         with _threads_lock:
@@ -337,7 +336,7 @@ class Index:
         except Exception as exc:    # the next look builds the index again
             log.warning("%s: index rows not written: %s", self.path, exc)
             self._behind_ok = False
-            self._behind_failed = True
+            self._rows_lost = True
             self._db = None         # closing rolls the transaction back; the next use reopens
             db.close()
         finally:
@@ -350,8 +349,6 @@ class Index:
         thread = self._behind
         if thread is not None and thread is not threading.current_thread():
             thread.join()
-            if self._behind_failed:
-                self._rows_lost, self._behind_failed = True, False
             self._behind = None
 
     def version(self) -> tuple:
@@ -372,7 +369,7 @@ class Index:
 
     def get(self, key: str, default=None, db=None):
         behind = self._behind
-        if db is None and behind is not None and (behind.is_alive() or self._behind_failed):
+        if db is None and behind is not None and (behind.is_alive() or self._rows_lost):
             # what the write-behind commits — or, if it failed, what the answers given so far
             # were based on, until the next use of ``db`` (a refresh, which builds again)
             return self._behind_meta.get(key, default)

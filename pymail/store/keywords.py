@@ -15,6 +15,13 @@ from pymail.store.errors import LIMIT, StoreError
 from pymail.store.filename import MAX_KEYWORDS
 
 NAME = "dovecot-keywords"
+# RFC 3501 §9: flag-keyword = atom; atom-specials are "(" ")" "{" SP CTL "%" "*" DQUOTE "\\" "]"
+_ATOM_SPECIALS = frozenset('(){ %*"\\]') | {chr(i) for i in range(0x20)} | {"\x7f"}
+
+
+def is_valid(name: str) -> bool:
+    """Can ``name`` be an IMAP keyword (an atom of printable ASCII)?"""
+    return bool(name) and not any(c in _ATOM_SPECIALS or ord(c) > 0x7E for c in name)
 
 
 def read(path: str) -> dict[int, str]:

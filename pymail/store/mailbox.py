@@ -41,7 +41,6 @@ _DATE_SELECT = "SELECT uid, base, subdir, info, mtime FROM records"
 # cheaper than the next session reading the changed rows back (~5 µs a row).
 VIEW_COPY_RATIO = 25
 _SYSTEM_BY_LOWER = {f.lower(): f for f in fn.SYSTEM_FLAGS}
-_ATOM_SPECIALS = set('(){ %*"\\]') | {chr(i) for i in range(0x20)} | {"\x7f"}
 
 
 def normalize_flags(flags) -> frozenset:
@@ -58,7 +57,7 @@ def normalize_flags(flags) -> frozenset:
                 raise StoreError(BADNAME, f"unknown system flag {flag}")
             out.add(canon)
         else:
-            if any(c in _ATOM_SPECIALS or ord(c) > 0x7E for c in flag):
+            if not kw.is_valid(flag):
                 raise StoreError(BADNAME, f"invalid keyword {flag!r}")
             out.add(flag)
     return frozenset(out)

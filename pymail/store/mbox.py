@@ -16,13 +16,13 @@ import calendar
 import re
 import time
 
+from pymail.store import keywords as kw
 from pymail.store import parse
 
 _QUOTED_FROM = re.compile(rb"^>(>*From )")
 _STATUS = {"R": "\\Seen"}
 _XSTATUS = {"A": "\\Answered", "F": "\\Flagged", "T": "\\Draft", "D": "\\Deleted"}
 _KEYWORD_HEADERS = (b"x-keywords", b"x-mozilla-keys")
-_KEYWORD = re.compile(r"[!#$&'+\-./0-9:;<=>?@A-Z\[^_`a-z|}~]+\Z")   # atom chars, no "\\"
 
 
 def iter_mbox(path: str):
@@ -60,7 +60,7 @@ def _finish(lines: list[bytes], date):
             flags.add(_XSTATUS[ch])
     for name in _KEYWORD_HEADERS:
         words = h.get(name, b"").decode("ascii", "ignore").replace(",", " ").split()
-        flags.update(w for w in words if _KEYWORD.match(w))
+        flags.update(filter(kw.is_valid, words))   # not "\\Seen": "\\" is no atom char
     return raw, frozenset(flags), date
 
 

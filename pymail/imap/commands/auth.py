@@ -13,8 +13,6 @@ from pymail.imap.session import (AUTHED, AUTHENTICATED, LOGOUT, NOT_AUTHENTICATE
                                  bad, command)
 
 
-
-
 def _no_args(cmd) -> None:
     if cmd.args:
         raise bad(f"{cmd.name} takes no arguments")
